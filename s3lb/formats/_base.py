@@ -1,0 +1,70 @@
+"""The contract every log format implements. Pure and synchronous: no I/O, no trio.
+
+A format turns one *record* (the raw bytes of a line, without its line ending, or one
+element of a JSON array for CloudTrail) into the ``_source`` document to index.
+
+- :class:`LogFormat` describes a format: its name, how records are framed in the
+  object, and a factory for a per-object :class:`RecordParser`.
+- A :class:`RecordParser` is created once per object, so it may keep header state
+  (CloudFront ``#Fields``, VPC flow log header line).
+- ``parse(raw)`` returns the document (a dict with ``@timestamp`` as
+  ``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC, cut to milliseconds), or ``None`` for a record
+  that carries no event (a header, a comment, a blank line), or raises
+  :class:`ParseError` with a human reason.
+- Formats whose records are not lines provide ``splitter``: a factory for a
+  :class:`RecordSplitter` that cuts the decompressed byte stream into records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["Document", "LogFormat", "ParseError", "RecordParser", "RecordSplitter"]
+
+Document = dict[str, Any]
+
+
+class ParseError(Exception):
+    """One record could not be parsed; ``reason`` says why, for the dead-letter store."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class RecordParser(Protocol):
+    """Parses the records of one object, in order."""
+
+    def parse(self, raw: bytes) -> Document | None:
+        """Return the document for ``raw``, ``None`` to skip it, or raise ParseError."""
+        ...
+
+
+class RecordSplitter(Protocol):
+    """Cuts a decompressed byte stream into records (for non-line formats)."""
+
+    def feed(self, chunk: bytes) -> Iterable[bytes]:
+        """Consume ``chunk``; yield every record completed by it."""
+        ...
+
+    def close(self) -> Iterable[bytes]:
+        """End of stream: yield what remains, or raise ParseError if it is incomplete."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LogFormat:
+    """A named log format.
+
+    ``new_parser(options)`` builds the per-object parser; ``options`` is the input's
+    ``log_format_options`` mapping (empty for most formats). ``splitter`` is ``None``
+    for line-framed formats.
+    """
+
+    name: str
+    new_parser: Callable[[Mapping[str, Any]], RecordParser]
+    splitter: Callable[[], RecordSplitter] | None = None
+    description: str = ""
+    validate_options: Callable[[Mapping[str, Any]], None] = field(default=lambda _o: None)

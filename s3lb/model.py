@@ -1,0 +1,41 @@
+"""Immutable value types shared across layers (no I/O here)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+__all__ = ["ObjectRef", "document_id"]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """One S3 object version, as named by a notification or a listing.
+
+    ``etag`` is stored without quotes. ``version_id`` is set for versioned buckets.
+    """
+
+    bucket: str
+    key: str
+    etag: str = ""
+    version_id: str = ""
+    size: int | None = None
+    event_time: str = ""
+
+    @property
+    def identity(self) -> str:
+        """The version part of the object identity: version id, else ETag."""
+        return self.version_id or self.etag
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def document_id(ref: ObjectRef, position: int) -> str:
+    """Stable ``_id`` of the record at ``position`` (1-based ordinal) in ``ref``.
+
+    Re-reading the same object version yields the same ids; two identical lines at
+    different positions stay two documents.
+    """
+    material = f"{ref.bucket}\x00{ref.key}\x00{ref.identity}\x00{position}".encode()
+    return hashlib.blake2b(material, digest_size=16).hexdigest()

@@ -1,0 +1,208 @@
+"""Bytes of an object → positioned raw records. Pure and synchronous.
+
+The S3 driver (:mod:`s3lb.aws.s3`) feeds the body chunk by chunk; nothing here holds
+more than one chunk of compressed input, one bounded piece of decompressed output and
+one partial record.
+
+- :class:`Decompressor` detects gzip by its magic bytes (``1f 8b``), never by the key
+  suffix; anything else passes through as plain text. Concatenated gzip members (as
+  Firehose writes them) are read one after the other. A corrupt stream raises
+  :class:`~s3lb.errors.ObjectCorrupt` at once, a truncated one at :meth:`close`.
+- :class:`LineCutter` splits text into lines across chunk boundaries, drops the
+  ``\\r`` of CRLF endings, yields a last line that has no newline, and turns a line
+  longer than ``max_line_bytes`` into an ``oversize`` record without buffering it.
+- :class:`SplitterCutter` numbers the records of a format with its own framing
+  (CloudTrail's ``Records`` array).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from s3lb.errors import ObjectCorrupt
+from s3lb.formats._base import RecordSplitter
+
+__all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
+    "Decompressor",
+    "LineCutter",
+    "RawRecord",
+    "SplitterCutter",
+]
+
+GZIP_MAGIC = b"\x1f\x8b"
+DEFAULT_MAX_LINE_BYTES = 1024 * 1024
+_PIECE = 1024 * 1024  # most decompressed bytes produced per step
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One record: its 1-based ``position`` and the byte ``offset`` of its start.
+
+    ``offset`` counts bytes of the decompressed stream. ``oversize`` records carry only
+    the first bytes of a line that exceeded the limit.
+    """
+
+    position: int
+    offset: int
+    raw: bytes
+    oversize: bool = False
+
+
+class Decompressor:
+    """Turns an object's body into its text bytes, gunzipping when the magic says so."""
+
+    def __init__(self) -> None:
+        self._head = b""
+        self._gzip: bool | None = None
+        self._inflater: zlib._Decompress | None = None
+        self._in_member = False
+
+    @property
+    def compressed(self) -> bool:
+        """True once the stream is known to be gzip."""
+        return bool(self._gzip)
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        """Yield the decompressed bytes of ``chunk`` in pieces of bounded size."""
+        if self._gzip is None:
+            self._head += chunk
+            if len(self._head) < len(GZIP_MAGIC):
+                return
+            chunk, self._head = self._head, b""
+            self._gzip = chunk.startswith(GZIP_MAGIC)
+        if not self._gzip:
+            if chunk:
+                yield chunk
+            return
+        yield from self._inflate(chunk)
+
+    def _inflate(self, data: bytes) -> Iterator[bytes]:
+        while data:
+            if self._inflater is None:
+                self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._in_member = True
+            try:
+                out = self._inflater.decompress(data, _PIECE)
+            except zlib.error as exc:
+                raise ObjectCorrupt(f"corrupt gzip stream: {exc}") from None
+            if out:
+                yield out
+            if self._inflater.eof:
+                data = self._inflater.unused_data
+                self._inflater = None
+                self._in_member = False
+                if data and not data.startswith(GZIP_MAGIC[:1]):
+                    # Trailing zero padding after the last member is harmless.
+                    if data.strip(b"\x00"):
+                        raise ObjectCorrupt("garbage after the end of a gzip member")
+                    return
+            else:
+                data = self._inflater.unconsumed_tail
+
+    def close(self) -> Iterator[bytes]:
+        """End of the body: yield what is left; raise ObjectCorrupt if gzip was cut."""
+        if self._gzip is None and self._head:
+            self._gzip = False
+            head, self._head = self._head, b""
+            yield head
+        if self._gzip and self._in_member:
+            raise ObjectCorrupt("truncated gzip stream (the object ends inside a member)")
+
+
+class LineCutter:
+    """Cuts text into lines, numbered from ``first_position``."""
+
+    def __init__(
+        self,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        first_position: int = 1,
+        first_offset: int = 0,
+    ) -> None:
+        self._max = max_line_bytes
+        self._partial = bytearray()
+        self._position = first_position
+        self._offset = first_offset  # offset of the start of the current line
+        # Inside an oversize line: its first bytes, and how many bytes it has so far.
+        self._preview: bytes | None = None
+        self._skipped = 0
+
+    def feed(self, text: bytes) -> Iterator[RawRecord]:
+        """Yield every line completed by ``text``."""
+        start = 0
+        while start < len(text):
+            nl = text.find(b"\n", start)
+            if nl < 0:
+                self._append(text[start:])
+                return
+            piece = text[start:nl]
+            start = nl + 1
+            if self._preview is not None:
+                preview, self._preview = self._preview, None
+                yield self._emit(preview, self._skipped + len(piece) + 1, oversize=True)
+                continue
+            if self._partial:
+                self._partial += piece
+                line = bytes(self._partial)
+                self._partial.clear()
+            else:
+                line = piece
+            if len(line) > self._max:
+                yield self._emit(line[: self._max], len(line) + 1, oversize=True)
+            else:
+                yield self._emit(line, len(line) + 1)
+
+    def _append(self, piece: bytes) -> None:
+        if self._preview is not None:
+            self._skipped += len(piece)
+            return
+        self._partial += piece
+        if len(self._partial) > self._max:
+            self._preview = bytes(self._partial[: self._max])
+            self._skipped = len(self._partial)
+            self._partial.clear()
+
+    def _emit(self, line: bytes, consumed: int, oversize: bool = False) -> RawRecord:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        record = RawRecord(self._position, self._offset, line, oversize)
+        self._position += 1
+        self._offset += consumed
+        return record
+
+    def close(self) -> Iterator[RawRecord]:
+        """End of text: yield the last line if it had no newline."""
+        if self._preview is not None:
+            preview, self._preview = self._preview, None
+            yield self._emit(preview, self._skipped, oversize=True)
+        elif self._partial:
+            line = bytes(self._partial)
+            self._partial.clear()
+            yield self._emit(line, len(line))
+
+
+class SplitterCutter:
+    """Numbers the records a format's own :class:`RecordSplitter` cuts."""
+
+    def __init__(self, splitter: RecordSplitter, first_position: int = 1) -> None:
+        self._splitter = splitter
+        self._position = first_position
+        self._offset = 0
+
+    def feed(self, text: bytes) -> Iterator[RawRecord]:
+        """Yield every record completed by ``text``."""
+        for raw in self._splitter.feed(text):
+            yield self._emit(raw)
+
+    def close(self) -> Iterator[RawRecord]:
+        """End of text: yield the remaining records (ParseError if incomplete)."""
+        for raw in self._splitter.close():
+            yield self._emit(raw)
+
+    def _emit(self, raw: bytes) -> RawRecord:
+        record = RawRecord(self._position, self._offset, raw)
+        self._position += 1
+        self._offset += len(raw)
+        return record
