@@ -1,0 +1,1 @@
+"""Thin AWS clients over httpx, signed with botocore; the sans-IO notification decoder."""
