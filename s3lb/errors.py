@@ -11,7 +11,9 @@
     │   ├── ObjectGone           NoSuchKey, or the object changed under us
     │   ├── ObjectCorrupt        corrupt or truncated gzip stream
     │   └── AccessDenied         S3 refused the GET (403)
-    └── CheckpointError          the LMDB store cannot be used
+    └── CheckpointError          the LMDB store cannot be used (read-only dir, disk error)
+        ├── CheckpointCorrupt    integrity check failed (quarantined at open)
+        └── CheckpointFull       LMDB map full: raise checkpoint.map_size
 
 ParseError (per record) lives in :mod:`s3lb.formats` and never escapes the reader.
 """
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 __all__ = [
     "AccessDenied",
+    "CheckpointCorrupt",
     "CheckpointError",
+    "CheckpointFull",
     "ConfigError",
     "ObjectCorrupt",
     "ObjectGone",
@@ -74,3 +78,19 @@ class AccessDenied(PermanentError):
 
 class CheckpointError(S3lbError):
     """The checkpoint store cannot be opened or written."""
+
+
+class CheckpointCorrupt(CheckpointError):
+    """The store failed its integrity check; ``path`` names the store directory."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class CheckpointFull(CheckpointError):
+    """The store reached its map size (LMDB ``MDB_MAP_FULL``); ``path`` names it."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        self.path = path
+        super().__init__(message)
