@@ -24,7 +24,7 @@ from urllib.parse import unquote_to_bytes
 
 import msgspec
 
-from s3lb.errors import PermanentError
+from s3lb.errors import S3lbError
 from s3lb.model import ObjectRef
 
 __all__ = ["Notification", "UndecodableMessage", "decode_key", "decode_notification"]
@@ -48,12 +48,14 @@ class Notification:
     ignored: tuple[str, ...] = ()
 
 
-class UndecodableMessage(PermanentError):
+class UndecodableMessage(S3lbError):
     """The body is not a notification we understand; ``reason`` says why.
 
     Raised when the body (or an SNS ``Message``) is not JSON, has an unknown shape, a
     record lacks its bucket or key, or a key is not validly URL-encoded. Such a message is
     logged and left on the queue, so that its redrive policy moves it to the DLQ.
+
+    Deliberately not a ``PermanentError``: those settle (and delete) their message.
     """
 
     def __init__(self, reason: str) -> None:
