@@ -154,6 +154,16 @@ class LineCutter:
             else:
                 yield self._emit(line, len(line) + 1)
 
+    @property
+    def next_position(self) -> int:
+        """Position of the first record not yet yielded."""
+        return self._position
+
+    @property
+    def next_offset(self) -> int:
+        """Byte offset of the first record not yet yielded."""
+        return self._offset
+
     def _append(self, piece: bytes) -> None:
         if self._preview is not None:
             self._skipped += len(piece)
@@ -200,6 +210,16 @@ class SplitterCutter:
         """End of text: yield the remaining records (ParseError if incomplete)."""
         for raw in self._splitter.close():
             yield self._emit(raw)
+
+    @property
+    def next_position(self) -> int:
+        """Position of the first record not yet yielded."""
+        return self._position
+
+    @property
+    def next_offset(self) -> int:
+        """Byte offset just past the last record yielded."""
+        return self._offset
 
     def _emit(self, raw: bytes) -> RawRecord:
         record = RawRecord(self._position, self._offset, raw)

@@ -1,0 +1,84 @@
+"""The ``s3lb`` command line: ``run``, ``demo``, ``parse`` … and their exit codes.
+
+Exit codes: 0 success; 1 a command's own failure (e.g. parse failures); 2 a
+configuration or usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from s3lb import __version__
+from s3lb.config import Config, load
+from s3lb.errors import ConfigError
+from s3lb.telemetry import Telemetry, configure_logging
+
+__all__ = ["main"]
+
+
+def _load_config(path: str, telemetry: Telemetry) -> Config:
+    config, warnings = load(path)
+    for warning in warnings:
+        telemetry.warning("configuration: " + warning, file=path)
+    return config
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from s3lb.daemon import serve
+
+    telemetry = Telemetry()
+    config = _load_config(args.config, telemetry)
+    return trio.run(serve, config, telemetry)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from s3lb.demo import run_demo
+
+    return run_demo(args.output)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="s3lb", description="Ship AWS logs from S3 to Elasticsearch/OpenSearch."
+    )
+    parser.add_argument("--version", action="version", version=f"s3lb {__version__}")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="poll SQS and ship notified objects (the daemon)")
+    run.add_argument("-c", "--config", default="s3lb.yml", help="configuration file")
+    run.set_defaults(func=_cmd_run)
+
+    demo = commands.add_parser(
+        "demo", help="run the daemon end to end on a local S3/SQS (moto) with sample logs"
+    )
+    demo.add_argument("-o", "--output", default="-", help="NDJSON output file (default stdout)")
+    demo.set_defaults(func=_cmd_demo)
+
+    try:
+        from s3lb import parse_cmd
+    except ImportError:  # pragma: no cover - the parse command ships with the formats
+        pass
+    else:
+        parse_cmd.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``s3lb`` console script."""
+    args = _parser().parse_args(argv)
+    configure_logging(args.log_level, args.log_format)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"s3lb: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,126 @@
+"""Acknowledgement tracking: when is an object, and then a message, finished?
+
+Pure and synchronous. The reader registers each record it hands to the sink
+(:meth:`ObjectTracker.add`) and says when it reached the end of the object
+(:meth:`ObjectTracker.finish_reading`); the sink settles each record with its
+outcome. An object is *done* once it was read to the end and every record it sent
+is settled; it is *failed* when reading broke off (its message must not be deleted);
+*gone* when S3 no longer has it (nothing to ship; its message may be deleted).
+
+A :class:`MessageTracker` finishes when each of its objects has; it is deletable only
+if none of them failed. The ack counter reaching zero mid-object never finishes
+anything: ``finish_reading`` must have been called (the beats #38961 bug).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from s3lb.model import ObjectRef
+
+__all__ = ["BulkItem", "MessageTracker", "ObjectTracker"]
+
+#: Outcomes a record can settle with.
+OUTCOMES = ("indexed", "duplicate", "rejected", "parse_failed")
+
+
+class ObjectTracker:
+    """Counts one object's records from read to settled."""
+
+    def __init__(self, ref: ObjectRef, on_finished: Callable[[ObjectTracker], None]) -> None:
+        self.ref = ref
+        self.sent = 0
+        self.settled = 0
+        self.counts: Counter[str] = Counter()
+        self.reading = True
+        self.failure = ""
+        self.gone = False
+        self._on_finished = on_finished
+        self._finished = False
+
+    @property
+    def status(self) -> str:
+        """``reading``, ``acking`` (read to the end, acks pending), ``done``, ``failed``
+        or ``gone``."""
+        if self.gone:
+            return "gone"
+        if self.failure:
+            return "failed"
+        if self.reading:
+            return "reading"
+        return "done" if self.settled == self.sent else "acking"
+
+    @property
+    def finished(self) -> bool:
+        """True once the outcome of the object is final."""
+        return self._finished
+
+    def add(self, n: int = 1) -> None:
+        """``n`` more records were handed to the sink."""
+        self.sent += n
+
+    def settle(self, outcome: str, n: int = 1) -> None:
+        """``n`` records reached a final ``outcome`` (see OUTCOMES)."""
+        self.settled += n
+        self.counts[outcome] += n
+        self._check()
+
+    def count(self, outcome: str, n: int = 1) -> None:
+        """Record ``n`` records that settled without reaching the sink (parse failures)."""
+        self.counts[outcome] += n
+
+    def finish_reading(self) -> None:
+        """The reader reached the end of the object."""
+        self.reading = False
+        self._check()
+
+    def fail(self, reason: str, *, gone: bool = False) -> None:
+        """Reading broke off for ``reason``; ``gone`` when the object no longer exists."""
+        self.reading = False
+        self.failure = reason
+        self.gone = gone
+        self._check()
+
+    def _check(self) -> None:
+        if self._finished:
+            return
+        if self.failure or (not self.reading and self.settled == self.sent):
+            self._finished = True
+            self._on_finished(self)
+
+
+@dataclass(eq=False)
+class MessageTracker:
+    """One received message and the objects it names."""
+
+    message: Any
+    expected: int
+    on_finished: Callable[[MessageTracker], None]
+    finished_objects: list[ObjectTracker] = field(default_factory=list)
+
+    def object_finished(self, tracker: ObjectTracker) -> None:
+        """Called by each of the message's object trackers when it finishes."""
+        self.finished_objects.append(tracker)
+        if len(self.finished_objects) == self.expected:
+            self.on_finished(self)
+
+    @property
+    def deletable(self) -> bool:
+        """Every object was shipped (or no longer exists): the message may go."""
+        return len(self.finished_objects) == self.expected and all(
+            t.status in ("done", "gone") for t in self.finished_objects
+        )
+
+
+@dataclass(slots=True)
+class BulkItem:
+    """One encoded document on its way to the sink."""
+
+    index: str
+    doc_id: str
+    source: bytes
+    tracker: ObjectTracker
+    position: int

@@ -1,0 +1,321 @@
+"""Object readers: S3 object → parsed, encoded documents on the sink's channel.
+
+Each reader takes :class:`ObjectTask` s from its channel, streams the object,
+decompresses and cuts it into records, parses them with the input's format, and sends
+the encoded documents in lists (one list per decompressed piece). A record that cannot
+be parsed, or is longer than ``max_line_bytes``, goes to the dead-letter store with its
+location and never reaches the sink; the object still completes.
+
+A transient S3 failure mid-object is retried (up to ``attempts`` times, with backoff)
+from where the reader stopped: a Range GET from the next record's byte offset for a
+plain object, a re-read that skips what was already sent for gzip. Retries are pinned
+to the first response's ETag, so a changed object is not mixed with the old one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import trio
+
+from s3lb.aws.s3 import S3Client
+from s3lb.config import Input
+from s3lb.deadletter import DeadLetter
+from s3lb.errors import AccessDenied, ObjectCorrupt, ObjectGone, SourceUnavailable
+from s3lb.formats import ParseError, detect_format, get_format, skip_reason, sniff_format
+from s3lb.formats._base import LogFormat, RecordParser
+from s3lb.model import ObjectRef, document_id
+from s3lb.pipeline._acks import BulkItem, ObjectTracker
+from s3lb.reader import Decompressor, LineCutter, RawRecord, SplitterCutter
+from s3lb.sinks._index import IndexNamer
+from s3lb.sinks.elasticsearch import backoff_delay
+from s3lb.telemetry import Telemetry
+
+__all__ = ["InputRuntime", "ObjectReader", "ObjectTask"]
+
+
+@dataclass(frozen=True, slots=True)
+class InputRuntime:
+    """What a reader needs from an ``inputs:`` entry, compiled once."""
+
+    name: str
+    log_format: str
+    options: Mapping[str, Any]
+    key_regex: re.Pattern[str] | None
+    extra_fields: Mapping[str, Any]
+
+    @classmethod
+    def from_config(cls, item: Input, index: int) -> InputRuntime:
+        """Compile input number ``index`` of the configuration."""
+        extra: dict[str, Any] = {}
+        if item.fields:
+            extra = dict(item.fields) if item.fields_under_root else {"fields": dict(item.fields)}
+        return cls(
+            name=item.name or f"inputs[{index}]",
+            log_format=item.log_format,
+            options=dict(item.log_format_options),
+            key_regex=re.compile(item.key_regex_fields) if item.key_regex_fields else None,
+            extra_fields=extra,
+        )
+
+
+@dataclass(slots=True)
+class ObjectTask:
+    """One object to read, for one input, tracked until its records are settled."""
+
+    ref: ObjectRef
+    input: InputRuntime
+    tracker: ObjectTracker
+    region: str
+
+
+_encoder = msgspec.json.Encoder()
+#: Dead-lettered records logged per object; the rest are counted in the object's line.
+_LOGGED_PER_OBJECT = 3
+
+
+class ObjectReader:
+    """Reads objects and feeds the sink."""
+
+    def __init__(
+        self,
+        s3: S3Client,
+        namer: IndexNamer,
+        telemetry: Telemetry,
+        dead_letter: DeadLetter,
+        max_line_bytes: int,
+        attempts: int = 5,
+    ) -> None:
+        self.s3 = s3
+        self.namer = namer
+        self.telemetry = telemetry
+        self.dead_letter = dead_letter
+        self.max_line_bytes = max_line_bytes
+        self.attempts = attempts
+
+    async def run(
+        self,
+        receive: trio.MemoryReceiveChannel[ObjectTask],
+        send: trio.MemorySendChannel[list[BulkItem]],
+    ) -> None:
+        """Read every task from ``receive`` until it is closed."""
+        async with receive, send:
+            async for task in receive:
+                await self.read(task, send)
+
+    async def read(self, task: ObjectTask, send: trio.MemorySendChannel[list[BulkItem]]) -> None:
+        """Read one object to its end, or record why it could not be."""
+        ref, tracker = task.ref, task.tracker
+        where = {"bucket": ref.bucket, "key": ref.key}
+        reason = skip_reason(ref.key)
+        if reason:
+            self.telemetry.count("objects_skipped")
+            self.telemetry.info("object skipped", reason=reason, **where)
+            tracker.finish_reading()
+            return
+        self.telemetry.count("objects_started")
+        try:
+            await _ObjectRun(self, task).run(send)
+        except ObjectGone as exc:
+            self.telemetry.count("objects_gone")
+            self.telemetry.warning("object gone; nothing to ship", reason=str(exc), **where)
+            tracker.fail(str(exc), gone=True)
+        except (ObjectCorrupt, AccessDenied, SourceUnavailable, _UnknownFormat) as exc:
+            self.telemetry.count("objects_failed")
+            self.telemetry.error(
+                "object failed; its message is kept for redelivery",
+                reason=str(exc),
+                records_sent=tracker.sent,
+                **where,
+            )
+            tracker.fail(str(exc))
+        else:
+            tracker.finish_reading()
+
+
+class _UnknownFormat(Exception):
+    pass
+
+
+class _ObjectRun:
+    """The state of reading one object, across retries."""
+
+    def __init__(self, reader: ObjectReader, task: ObjectTask) -> None:
+        self.reader = reader
+        self.task = task
+        self.ref = task.ref
+        self.format: LogFormat | None = None
+        if task.input.log_format != "auto":
+            self.format = get_format(task.input.log_format)
+        else:
+            detected = detect_format(task.ref.key)
+            self.format = get_format(detected) if detected else None
+        self.parser: RecordParser | None = None
+        self.extra = self._extra_fields()
+        self.next_position = 1
+        self.next_offset = 0
+        self._plain: bool | None = None  # known once the first bytes arrived
+
+    def _extra_fields(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        regex = self.task.input.key_regex
+        if regex is not None:
+            match = regex.search(self.ref.key)
+            if match:
+                extra = {k: v for k, v in match.groupdict().items() if v}
+            else:
+                self.reader.telemetry.count("key_regex_mismatch")
+                self.reader.telemetry.warning(
+                    "key does not match key_regex_fields; events shipped without those fields",
+                    bucket=self.ref.bucket,
+                    key=self.ref.key,
+                )
+        extra.update(self.task.input.extra_fields)
+        return extra
+
+    async def run(self, send: trio.MemorySendChannel[list[BulkItem]]) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._read_once(send)
+                return
+            except SourceUnavailable as exc:
+                attempt += 1
+                if attempt >= self.reader.attempts:
+                    raise
+                self.reader.telemetry.warning(
+                    "S3 read interrupted; resuming",
+                    bucket=self.ref.bucket,
+                    key=self.ref.key,
+                    attempt=attempt,
+                    next_position=self.next_position,
+                    reason=str(exc),
+                )
+                await trio.sleep(backoff_delay(attempt - 1, 1.0, 30.0))
+
+    async def _read_once(self, send: trio.MemorySendChannel[list[BulkItem]]) -> None:
+        # Resume a plain object with a Range GET; a gzip one is read again and skipped.
+        line_framed = self.format is None or self.format.splitter is None
+        ranged = self.next_offset > 0 and self._plain is True and line_framed
+        start = self.next_offset if ranged else 0
+        async with self.reader.s3.open_object(
+            self.ref.bucket,
+            self.ref.key,
+            region=self.task.region,
+            start=start,
+            if_match=self.ref.etag,
+            version_id=self.ref.version_id,
+        ) as body:
+            if not self.ref.etag and body.etag:
+                # The identity in every _id must be fixed before the first record.
+                self.ref = dataclasses.replace(self.ref, etag=body.etag)
+                self.task.tracker.ref = self.ref
+            decompressor = Decompressor()
+            cutter = self._cutter(ranged)
+            async for chunk in body.chunks:
+                for text in decompressor.feed(chunk):
+                    self._plain = not decompressor.compressed
+                    await self._ship(cutter.feed(text), cutter, send)
+            for text in decompressor.close():
+                self._plain = not decompressor.compressed
+                await self._ship(cutter.feed(text), cutter, send)
+            try:
+                await self._ship(cutter.close(), cutter, send)
+            except ParseError as exc:
+                raise ObjectCorrupt(f"incomplete document at the end: {exc.reason}") from None
+
+    def _cutter(self, ranged: bool) -> LineCutter | SplitterCutter:
+        fmt = self.format
+        if fmt is not None and fmt.splitter is not None:
+            return SplitterCutter(fmt.splitter())
+        if ranged:
+            return LineCutter(self.reader.max_line_bytes, self.next_position, self.next_offset)
+        return LineCutter(self.reader.max_line_bytes)
+
+    async def _ship(
+        self,
+        records: Iterable[RawRecord],
+        cutter: LineCutter | SplitterCutter,
+        send: trio.MemorySendChannel[list[BulkItem]],
+    ) -> None:
+        items = self._parse(records)
+        if items:
+            self.task.tracker.add(len(items))
+            await send.send(items)
+        self.next_position = max(self.next_position, cutter.next_position)
+        self.next_offset = max(self.next_offset, cutter.next_offset)
+
+    def _parse(self, records: Iterable[RawRecord]) -> list[BulkItem]:
+        reader, ref, tracker = self.reader, self.ref, self.task.tracker
+        items: list[BulkItem] = []
+        for record in records:
+            if record.position < self.next_position:
+                continue  # already sent before a retry
+            if record.oversize:
+                self._dead_letter(
+                    record, "oversize", f"line longer than {reader.max_line_bytes} bytes"
+                )
+                continue
+            parser = self.parser or self._open_parser(record.raw)
+            if parser is None:
+                continue
+            try:
+                doc = parser.parse(record.raw)
+            except ParseError as exc:
+                self._dead_letter(record, "parse_failed", exc.reason)
+                continue
+            if doc is None:
+                continue
+            if self.extra:
+                doc.update(self.extra)
+            items.append(
+                BulkItem(
+                    index=reader.namer(doc),
+                    doc_id=document_id(ref, record.position),
+                    source=_encoder.encode(doc),
+                    tracker=tracker,
+                    position=record.position,
+                )
+            )
+        return items
+
+    def _open_parser(self, first: bytes) -> RecordParser | None:
+        if self.format is None:
+            if not first.strip():
+                return None
+            name = sniff_format(first)
+            if name is None:
+                raise _UnknownFormat(
+                    "log_format is auto and neither the key nor the first line tells the "
+                    "format; set log_format on the input"
+                )
+            self.format = get_format(name)
+        self.parser = self.format.new_parser(self.task.input.options)
+        return self.parser
+
+    def _dead_letter(self, record: RawRecord, kind: str, reason: str) -> None:
+        reader = self.reader
+        reader.dead_letter.write(
+            kind,
+            reason,
+            self.ref,
+            record.position,
+            record.offset,
+            raw=record.raw.decode("utf-8", "replace"),
+        )
+        reader.telemetry.count("events_parse_failed")
+        self.task.tracker.count("parse_failed")
+        if self.task.tracker.counts["parse_failed"] > _LOGGED_PER_OBJECT:
+            return  # the rest are counted and in the dead-letter store; not logged again
+        reader.telemetry.warning(
+            "record not parsed, dead-lettered",
+            bucket=self.ref.bucket,
+            key=self.ref.key,
+            line=record.position,
+            reason=reason,
+        )

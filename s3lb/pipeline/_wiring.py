@@ -1,0 +1,139 @@
+"""The nursery tree of ``s3lb run`` and its bounded channels (backpressure).
+
+::
+
+    pollers ×queues ──ObjectTask──► readers ×object_workers ──[BulkItem]──► sink workers
+         ▲                                                                    │ settle
+         └──── finisher: delete / keep ◄── MessageTracker ◄── ObjectTracker ◄─┘
+
+Every arrow but the last is a bounded memory channel: a slow cluster fills them, the
+readers block, the pollers stop receiving. Shutdown: ``stop`` ends the pollers at once;
+readers and sink drain what was received for up to ``shutdown_timeout``, then are
+cancelled; finished messages are deleted, and unfinished ones released.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import trio
+
+from s3lb.aws._session import AwsSession
+from s3lb.aws.s3 import S3Client
+from s3lb.aws.sqs import SqsClient
+from s3lb.config import Config, ElasticsearchOutput
+from s3lb.deadletter import DeadLetter
+from s3lb.errors import ConfigError
+from s3lb.pipeline._acks import BulkItem, MessageTracker
+from s3lb.pipeline._objects import InputRuntime, ObjectReader, ObjectTask
+from s3lb.sinks._index import IndexNamer
+from s3lb.sinks.elasticsearch import ElasticsearchSink
+from s3lb.sinks.file import FileSink
+from s3lb.sources.sqs import QueueInput, SqsSource
+from s3lb.telemetry import Telemetry
+
+__all__ = ["run_pipeline"]
+
+
+def _queues(config: Config, session: AwsSession) -> list[QueueInput]:
+    queues = []
+    for i, item in enumerate(config.settings.inputs):
+        if item.type != "sqs":
+            continue
+        runtime = InputRuntime.from_config(item, i)
+        for url in item.queues_url:
+            queues.append(QueueInput(url, session.region_for(url), runtime, item.poll_frequency))
+    if not queues:
+        raise ConfigError("no sqs input with queues_url: nothing to run", f"{config.root}.inputs")
+    return queues
+
+
+async def run_pipeline(
+    config: Config,
+    telemetry: Telemetry,
+    stop: trio.Event,
+    on_ready: Callable[[], None] = lambda: None,
+    *,
+    session: AwsSession | None = None,
+) -> None:
+    """Run ``s3lb run`` until ``stop`` is set and the drain is over."""
+    settings = config.settings
+    session = session or AwsSession(config.aws.region, config.aws.profile)
+    queues = _queues(config, session)
+    dead_letter = DeadLetter(Path(settings.state_dir) / "dead-letter")
+    out = config.sink
+    if isinstance(out, ElasticsearchOutput):
+        sink: ElasticsearchSink | FileSink = ElasticsearchSink(out, telemetry, dead_letter)
+        namer = IndexNamer(out.index)
+        item_buffer = out.worker * 2
+    else:
+        sink = FileSink(out, telemetry)
+        namer = IndexNamer("s3lb-%{+yyyy.MM.dd}")
+        item_buffer = 4
+
+    # Long polls hold a connection for wait_time: the read timeout must exceed it.
+    timeout = httpx.Timeout(settings.wait_time + 30, connect=10)
+    limits = httpx.Limits(max_connections=len(queues) + settings.object_workers + 10)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
+        source = SqsSource(
+            SqsClient(session, http), telemetry, settings.max_inflight_messages, settings.wait_time
+        )
+        reader = ObjectReader(
+            S3Client(session, http), namer, telemetry, dead_letter, settings.max_line_bytes
+        )
+        object_send, object_receive = trio.open_memory_channel[ObjectTask](settings.object_workers)
+        item_send, item_receive = trio.open_memory_channel[list[BulkItem]](item_buffer)
+        finished = source.open_finish_channel()
+        try:
+            async with trio.open_nursery() as outer:
+                outer.start_soon(_finish_then_stop, source, finished, outer.cancel_scope)
+                outer.start_soon(_stats, telemetry, source, settings.stats_interval)
+                with trio.CancelScope() as work_scope:
+                    async with trio.open_nursery() as work:
+                        work.start_soon(sink.run, item_receive)
+                        async with object_receive, item_send:
+                            for _ in range(settings.object_workers):
+                                work.start_soon(
+                                    reader.run, object_receive.clone(), item_send.clone()
+                                )
+                        async with trio.open_nursery() as polling, object_send:
+                            for queue in queues:
+                                polling.start_soon(source.poll, queue, object_send.clone())
+                            telemetry.info(
+                                "s3lb is running", queues=len(queues), output=type(sink).__name__
+                            )
+                            on_ready()
+                            await stop.wait()
+                            polling.cancel_scope.cancel()
+                        telemetry.info(
+                            "stopped receiving; draining",
+                            in_flight=source.in_flight,
+                            timeout=settings.shutdown_timeout,
+                        )
+                        work_scope.deadline = trio.current_time() + settings.shutdown_timeout
+                if work_scope.cancelled_caught:
+                    telemetry.warning("shutdown timeout reached; in-flight work cancelled")
+                source.close_finish_channel()
+                outer.cancel_scope.deadline = trio.current_time() + 30
+        finally:
+            with trio.CancelScope(shield=True):
+                await source.release_unfinished()
+                dead_letter.close()
+                telemetry.stats_line(source.in_flight)
+
+
+async def _finish_then_stop(
+    source: SqsSource,
+    finished: trio.MemoryReceiveChannel[MessageTracker],
+    scope: trio.CancelScope,
+) -> None:
+    await source.finish(finished)
+    scope.cancel()  # ends the stats task: everything else is over
+
+
+async def _stats(telemetry: Telemetry, source: SqsSource, interval: float) -> None:
+    while True:
+        await trio.sleep(interval)
+        telemetry.stats_line(source.in_flight)

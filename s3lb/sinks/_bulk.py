@@ -1,0 +1,92 @@
+"""Sans-IO bulk protocol: NDJSON ``create`` bodies and per-item classification.
+
+Every action is ``create`` with a stable ``_id``, so re-sending a document after a
+lost response or a restart is answered ``409`` and counted as a duplicate, never
+indexed twice. Classification of each item of a response:
+
+====================  ===========
+status                outcome
+====================  ===========
+2xx                   indexed
+409                   duplicate (already there: delivered)
+429, 5xx              retry (with backoff)
+any other             rejected (dead-lettered with the reason)
+====================  ===========
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from s3lb.pipeline._acks import BulkItem
+
+__all__ = ["build_body", "classify"]
+
+_encoder = msgspec.json.Encoder()
+
+
+def build_body(items: Sequence[BulkItem]) -> bytes:
+    """The NDJSON body of a ``_bulk`` request creating ``items``."""
+    parts: list[bytes] = []
+    for item in items:
+        parts.append(
+            b'{"create":{"_index":'
+            + _encoder.encode(item.index)
+            + b',"_id":"'
+            + item.doc_id.encode()
+            + b'"}}\n'
+        )
+        parts.append(item.source)
+        parts.append(b"\n")
+    return b"".join(parts)
+
+
+class _Result(msgspec.Struct):
+    status: int = 0
+    error: Any = None
+
+
+class _Response(msgspec.Struct):
+    items: list[dict[str, _Result]] = []
+    errors: bool = False
+
+
+_decoder = msgspec.json.Decoder(_Response)
+
+
+def classify(payload: bytes, items: Sequence[BulkItem]) -> list[tuple[BulkItem, str, str]]:
+    """``(item, outcome, reason)`` for each item; outcome is ``indexed``,
+    ``duplicate``, ``retry`` or ``rejected``. A response that does not match the
+    request (wrong length, not JSON) raises ValueError: the caller retries it whole."""
+    try:
+        response = _decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"unreadable bulk response: {exc}") from None
+    if len(response.items) != len(items):
+        raise ValueError(f"bulk response has {len(response.items)} items for {len(items)} sent")
+    results = []
+    for item, entry in zip(items, response.items, strict=True):
+        result = next(iter(entry.values()), _Result())
+        status = result.status
+        if 200 <= status < 300:
+            results.append((item, "indexed", ""))
+        elif status == 409:
+            results.append((item, "duplicate", ""))
+        elif status == 429 or status >= 500:
+            results.append((item, "retry", _reason(status, result.error)))
+        else:
+            results.append((item, "rejected", _reason(status, result.error)))
+    return results
+
+
+def _reason(status: int, error: Any) -> str:
+    if isinstance(error, dict):
+        text = f"{error.get('type', 'error')}: {error.get('reason', '')}"
+        cause = error.get("caused_by")
+        if isinstance(cause, dict):
+            text += f" (caused by {cause.get('type', '')}: {cause.get('reason', '')})"
+        return f"HTTP {status} {text}"
+    return f"HTTP {status} {error or ''}".strip()

@@ -1,0 +1,1 @@
+"""Where object tasks come from: SQS notifications (``run``) and listings (``import``)."""

@@ -1,0 +1,249 @@
+"""The SQS source: long-poll each queue, turn notifications into object tasks, and
+delete a message only once every object it names is shipped.
+
+- Each queue URL has its own poller. A poller receives only while fewer than
+  ``max_inflight_messages`` messages are received and unfinished (across all queues),
+  up to 10 at a time, and pauses ``poll_frequency`` after an empty receive.
+- A message that names no new object (``s3:TestEvent``, ``ObjectRemoved``…) is deleted
+  and counted. A body that cannot be decoded is logged with its queue and message id,
+  counted, and left alone: it comes back after its visibility timeout and the queue's
+  redrive policy moves it to a dead-letter queue.
+- A finished message is deleted when all its objects are done (or gone from S3). If
+  one failed it is kept: it reappears after the visibility timeout, and the queue's
+  redrive policy bounds the retries.
+- At shutdown, messages still unfinished are released (visibility 0) so another
+  instance, or the restarted one, takes them at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from s3lb.aws.notifications import UndecodableMessage, decode_notification
+from s3lb.aws.sqs import Message, SqsClient, SqsError
+from s3lb.pipeline._acks import MessageTracker, ObjectTracker
+from s3lb.pipeline._objects import InputRuntime, ObjectTask
+from s3lb.sinks.elasticsearch import backoff_delay
+from s3lb.telemetry import Telemetry
+
+__all__ = ["QueueInput", "SqsSource"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInput:
+    """One queue to poll, with the input it belongs to."""
+
+    queue_url: str
+    region: str
+    input: InputRuntime
+    poll_frequency: float
+
+
+class SqsSource:
+    """Pollers, the in-flight budget, and message deletion."""
+
+    def __init__(
+        self,
+        sqs: SqsClient,
+        telemetry: Telemetry,
+        max_inflight: int,
+        wait_time: float,
+    ) -> None:
+        self.sqs = sqs
+        self.telemetry = telemetry
+        self.wait_time = wait_time
+        self._slots = trio.Semaphore(max_inflight)
+        self._inflight: set[MessageTracker] = set()
+        self._on_finished: Callable[[MessageTracker], None] = lambda _m: None
+
+    @property
+    def in_flight(self) -> int:
+        """Messages received and not yet finished."""
+        return len(self._inflight)
+
+    def open_finish_channel(self) -> trio.MemoryReceiveChannel[MessageTracker]:
+        """Wire finished messages to the channel that :meth:`finish` consumes.
+        Unbounded on purpose: at most ``max_inflight`` messages are ever in it."""
+        send, receive = trio.open_memory_channel[MessageTracker](math.inf)
+        self._finished_send = send
+        self._on_finished = send.send_nowait
+        return receive
+
+    def close_finish_channel(self) -> None:
+        """No message can finish any more (the readers and sink have stopped)."""
+        self._finished_send.close()
+
+    async def poll(self, queue: QueueInput, send: trio.MemorySendChannel[ObjectTask]) -> None:
+        """Receive from ``queue`` until cancelled, sending object tasks to ``send``."""
+        failures = 0
+        async with send:
+            while True:
+                await self._slots.acquire()
+                taken = 1
+                while taken < 10:
+                    try:
+                        self._slots.acquire_nowait()
+                    except trio.WouldBlock:
+                        break
+                    taken += 1
+                try:
+                    messages = await self.sqs.receive(queue.queue_url, taken, self.wait_time)
+                except SqsError as exc:
+                    self._release_slots(taken)
+                    self.telemetry.count("sqs_receive_errors")
+                    if failures == 0 or exc.code:
+                        self.telemetry.warning(
+                            "SQS receive failed; retrying with backoff",
+                            queue=queue.queue_url,
+                            reason=str(exc),
+                        )
+                    await trio.sleep(backoff_delay(failures, 1.0, 60.0))
+                    failures += 1
+                    continue
+                if failures:
+                    self.telemetry.info("SQS receive works again", queue=queue.queue_url)
+                failures = 0
+                self._release_slots(taken - len(messages))
+                self.telemetry.count("messages_received", len(messages))
+                for message in messages:
+                    await self._dispatch(queue, message, send)
+                if not messages:
+                    await trio.sleep(queue.poll_frequency)
+
+    def _release_slots(self, n: int) -> None:
+        for _ in range(n):
+            self._slots.release()
+
+    async def _dispatch(
+        self, queue: QueueInput, message: Message, send: trio.MemorySendChannel[ObjectTask]
+    ) -> None:
+        where = {"queue": queue.queue_url, "message_id": message.message_id}
+        try:
+            notification = decode_notification(message.body)
+        except UndecodableMessage as exc:
+            self._slots.release()
+            self.telemetry.count("messages_undecodable")
+            self.telemetry.warning(
+                "message cannot be decoded; left for the queue's redrive policy",
+                reason=exc.reason,
+                receive_count=message.receive_count,
+                **where,
+            )
+            return
+        if notification.ignored:
+            self.telemetry.count("records_ignored", len(notification.ignored))
+        if not notification.objects:
+            self.telemetry.count("messages_ignored")
+            self.telemetry.info(
+                "message names no new object; deleted",
+                ignored=",".join(notification.ignored),
+                **where,
+            )
+            await self._delete([message])
+            self._slots.release()
+            return
+        tracker = MessageTracker(message, len(notification.objects), self._on_finished)
+        self._inflight.add(tracker)
+        for ref in notification.objects:
+            object_tracker = ObjectTracker(ref, tracker.object_finished)
+            await send.send(ObjectTask(ref, queue.input, object_tracker, queue.region))
+
+    async def finish(self, receive: trio.MemoryReceiveChannel[MessageTracker]) -> None:
+        """Delete (or keep) finished messages until ``receive`` is closed and drained."""
+        async with receive:
+            while True:
+                try:
+                    ready = [await receive.receive()]
+                except trio.EndOfChannel:
+                    return
+                while len(ready) < 10:
+                    try:
+                        ready.append(receive.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                await self._settle(ready)
+
+    async def _settle(self, trackers: list[MessageTracker]) -> None:
+        deletable = []
+        for tracker in trackers:
+            self._inflight.discard(tracker)
+            self._log_objects(tracker)
+            if tracker.deletable:
+                deletable.append(tracker.message)
+            else:
+                self.telemetry.count("messages_kept")
+                failed = [t for t in tracker.finished_objects if t.status == "failed"]
+                self.telemetry.warning(
+                    "message kept for redelivery: an object failed",
+                    queue=tracker.message.queue_url,
+                    message_id=tracker.message.message_id,
+                    failed=",".join(str(t.ref) for t in failed),
+                )
+        await self._delete(deletable)
+        self._release_slots(len(trackers))
+
+    def _log_objects(self, tracker: MessageTracker) -> None:
+        for obj in tracker.finished_objects:
+            if obj.status == "done":
+                self.telemetry.count("objects_done")
+                self.telemetry.info(
+                    "object done",
+                    bucket=obj.ref.bucket,
+                    key=obj.ref.key,
+                    events=obj.sent,
+                    **{k: v for k, v in obj.counts.items() if k != "indexed" and v},
+                )
+
+    async def _delete(self, messages: list[Message]) -> None:
+        by_queue: dict[str, list[Message]] = defaultdict(list)
+        for message in messages:
+            by_queue[message.queue_url].append(message)
+        for batch in by_queue.values():
+            for attempt in range(3):
+                try:
+                    with trio.fail_after(30):
+                        failed = await self.sqs.delete_batch(batch)
+                except (SqsError, trio.TooSlowError) as exc:
+                    self.telemetry.warning(
+                        "SQS delete failed; retrying", reason=str(exc), attempt=attempt + 1
+                    )
+                    await trio.sleep(backoff_delay(attempt, 1.0, 10.0))
+                    continue
+                self.telemetry.count("messages_deleted", len(batch) - len(failed))
+                for message, why in failed:
+                    # Usually an expired receipt handle: the message comes back and its
+                    # documents are absorbed by their stable ids.
+                    self.telemetry.warning(
+                        "SQS delete refused; the message will be redelivered",
+                        message_id=message.message_id,
+                        reason=why,
+                    )
+                break
+
+    async def release_unfinished(self, timeout: float = 10.0) -> None:
+        """Make every unfinished message visible again at once (shutdown)."""
+        pending = list(self._inflight)
+        self._inflight.clear()
+        if not pending:
+            return
+        with trio.move_on_after(timeout):
+            async with trio.open_nursery() as nursery:
+                for tracker in pending:
+                    nursery.start_soon(self._release, tracker.message)
+
+    async def _release(self, message: Message) -> None:
+        try:
+            await self.sqs.change_visibility(message, 0)
+        except SqsError as exc:
+            self.telemetry.warning(
+                "could not release message; it reappears after its visibility timeout",
+                message_id=message.message_id,
+                reason=str(exc),
+            )
+            return
+        self.telemetry.count("messages_released")

@@ -1,0 +1,52 @@
+"""Ack tracking: objects and messages finish only when everything is settled."""
+
+from __future__ import annotations
+
+from s3lb.model import ObjectRef
+from s3lb.pipeline._acks import MessageTracker, ObjectTracker
+
+REF = ObjectRef("b", "k", "e")
+
+
+def test_ack_counter_touching_zero_mid_object_does_not_finish_it() -> None:
+    finished: list[ObjectTracker] = []
+    tracker = ObjectTracker(REF, finished.append)
+    tracker.add(2)
+    tracker.settle("indexed", 2)  # all sent so far are acked, but reading goes on
+    assert finished == [] and tracker.status == "reading"
+    tracker.add(1)
+    tracker.finish_reading()
+    assert finished == [] and tracker.status == "acking"
+    tracker.settle("duplicate")
+    assert finished == [tracker] and tracker.status == "done"
+
+
+def test_an_empty_object_is_done_when_read() -> None:
+    finished: list[ObjectTracker] = []
+    tracker = ObjectTracker(REF, finished.append)
+    tracker.finish_reading()
+    assert finished == [tracker] and tracker.status == "done"
+
+
+def test_a_message_is_deletable_only_when_every_object_is_done_or_gone() -> None:
+    done: list[MessageTracker] = []
+    message = MessageTracker("m", 3, done.append)
+    objects = [ObjectTracker(REF, message.object_finished) for _ in range(3)]
+    objects[0].finish_reading()
+    objects[1].fail("NoSuchKey", gone=True)
+    assert done == []
+    objects[2].finish_reading()
+    assert done == [message] and message.deletable
+
+
+def test_a_failed_object_keeps_its_message() -> None:
+    done: list[MessageTracker] = []
+    message = MessageTracker("m", 2, done.append)
+    first, second = (ObjectTracker(REF, message.object_finished) for _ in range(2))
+    first.finish_reading()
+    second.add(5)
+    second.fail("corrupt gzip")
+    assert done == [message] and not message.deletable
+    # Late acks of the failed object change nothing.
+    second.settle("indexed", 5)
+    assert len(done) == 1
