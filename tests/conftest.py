@@ -1,0 +1,188 @@
+"""Shared fixtures: a moto server for S3/SQS over HTTP, AWS helpers, the fake cluster,
+and a runner for ``s3lb run`` as a subprocess."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.fake_es import FakeEs
+from tests.paths import REPO
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """A moto server (S3 + SQS) on 127.0.0.1, shared by the whole run."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+class Aws:
+    """Test-side S3/SQS access (botocore clients against moto)."""
+
+    def __init__(self, endpoint: str) -> None:
+        import botocore.session
+
+        self.endpoint = endpoint
+        session = botocore.session.get_session()
+        kwargs = {
+            "region_name": "us-east-1",
+            "endpoint_url": endpoint,
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+        }
+        self.s3 = session.create_client("s3", **kwargs)
+        self.sqs = session.create_client("sqs", **kwargs)
+
+    def queue(self, name: str = "", **attributes: Any) -> str:
+        """Create a queue with a unique name; return its URL."""
+        name = name or f"q-{uuid.uuid4().hex[:12]}"
+        attrs = {k: str(v) for k, v in attributes.items()}
+        return self.sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+
+    def queue_arn(self, url: str) -> str:
+        attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return attrs["Attributes"]["QueueArn"]
+
+    def bucket(
+        self, notify_queue: str | None = None, events: tuple[str, ...] = ("s3:ObjectCreated:*",)
+    ) -> str:
+        """Create a bucket (unique name), optionally notifying ``notify_queue``."""
+        name = f"b-{uuid.uuid4().hex[:12]}"
+        self.s3.create_bucket(Bucket=name)
+        if notify_queue:
+            self.s3.put_bucket_notification_configuration(
+                Bucket=name,
+                NotificationConfiguration={
+                    "QueueConfigurations": [
+                        {"QueueArn": self.queue_arn(notify_queue), "Events": list(events)}
+                    ]
+                },
+            )
+        return name
+
+    def put(self, bucket: str, key: str, body: bytes, compress: bool = False) -> str:
+        """Upload; return the ETag (unquoted)."""
+        data = gzip.compress(body) if compress else body
+        return self.s3.put_object(Bucket=bucket, Key=key, Body=data)["ETag"].strip('"')
+
+    def send(self, queue_url: str, body: str | dict[str, Any]) -> None:
+        text = body if isinstance(body, str) else json.dumps(body)
+        self.sqs.send_message(QueueUrl=queue_url, MessageBody=text)
+
+    def counts(self, queue_url: str) -> tuple[int, int]:
+        """(visible, in flight) messages of the queue."""
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return (
+            int(attrs["ApproximateNumberOfMessages"]),
+            int(attrs["ApproximateNumberOfMessagesNotVisible"]),
+        )
+
+
+@pytest.fixture
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Aws:
+    """AWS clients for the test, and the environment pointing s3lb at moto."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**AWS_ENV, "AWS_ENDPOINT_URL": moto_url}.items():
+        monkeypatch.setenv(name, value)
+    return Aws(moto_url)
+
+
+@pytest.fixture
+def fake_es() -> Iterator[FakeEs]:
+    """A fake cluster on 127.0.0.1 with fault knobs."""
+    with FakeEs() as es:
+        yield es
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``predicate`` until it holds; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Daemon:
+    """``s3lb run`` as a subprocess, with its log captured to a file."""
+
+    def __init__(self, config: str, tmp_path: Path, env: dict[str, str] | None = None) -> None:
+        self.config_path = tmp_path / "s3lb.yml"
+        self.config_path.write_text(config)
+        self.log_path = tmp_path / "s3lb.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "s3lb", "run", "-c", str(self.config_path)],
+            cwd=tmp_path,
+            env={**os.environ, **(env or {})},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(
+            lambda: "s3lb is running" in self.log or self.process.poll() is not None, 30, "start"
+        )
+        assert self.process.poll() is None, self.log
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then wait for the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    """Start ``s3lb run`` subprocesses; killed at the end of the test if still running."""
+    started: list[Daemon] = []
+
+    def start(config: str, env: dict[str, str] | None = None) -> Daemon:
+        started.append(Daemon(config, tmp_path, env))
+        return started[-1]
+
+    yield start
+    for d in started:
+        d.kill()
+
+
+__all__ = ["REPO", "Aws", "Daemon", "wait_until"]

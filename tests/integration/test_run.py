@@ -1,0 +1,195 @@
+"""``s3lb run`` end to end: moto S3/SQS over HTTP, a subprocess daemon, a fake cluster.
+
+These are the core promises: every line indexed exactly once by ``_id`` in the index
+of its own day; a message deleted only after all its objects are acknowledged; bad
+input logged and kept (redrive) without stopping the daemon; exit 0 on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from s3lb.model import ObjectRef, document_id
+from tests.conftest import Aws, Daemon, wait_until
+from tests.fakes.fake_es import FakeEs
+from tests.paths import SHARED
+
+pytestmark = pytest.mark.slow
+
+ALB = (SHARED / "seed-samples" / "alb.log").read_bytes()
+ALB_LINES = ALB.count(b"\n") + 1  # the sample has no final newline
+ALB_DAYS = ["2016.08.10"] * ALB_LINES
+
+
+def config(queue_urls: list[str], es_url: str, **extra: str) -> str:
+    settings = "".join(f"  {k}: {v}\n" for k, v in extra.items())
+    return f"""
+s3lb:
+  state_dir: ./state-test
+  shutdown_timeout: 5s
+  wait_time: 1s
+{settings}  inputs:
+    - type: sqs
+      queues_url: {json.dumps(queue_urls)}
+      log_format: alb
+      key_regex_fields: ^(?P<environment>[^\\-]+)-(?P<application>[^/\\-]+)
+      poll_frequency: 100ms
+output.elasticsearch:
+  hosts: ["{es_url}"]
+  index: "alb-%{{+yyyy.MM.dd}}"
+  flush_interval: 200ms
+  backoff.init: 200ms
+  backoff.max: 1s
+"""
+
+
+def expected_ids(bucket: str, key: str, etag: str, lines: int) -> set[str]:
+    ref = ObjectRef(bucket, key, etag)
+    return {document_id(ref, n) for n in range(1, lines + 1)}
+
+
+def event_record(bucket: str, key: str, etag: str, encoded_key: str) -> dict[str, object]:
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2025-10-21T14:55:02.137Z",
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "bucket": {"name": bucket},
+            "object": {"key": encoded_key, "size": 1, "eTag": etag},
+        },
+    }
+
+
+def test_every_line_is_indexed_once_in_its_day_and_the_queue_empties(
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+) -> None:
+    queue = aws.queue()
+    bucket = aws.bucket(queue, events=("s3:ObjectCreated:*", "s3:ObjectRemoved:*"))
+    quiet = aws.bucket()  # no notifications: reached through hand-made messages
+    expected: set[str] = set()
+    keys = [
+        "prod-web/AWSLogs/123456789012/elasticloadbalancing/us-east-2/2016/08/10/a.log.gz",
+        "prod-web/dir with spaces/a+b=c (1).log.gz",
+    ]
+    for key in keys:
+        etag = aws.put(bucket, key, ALB, compress=True)
+        expected |= expected_ids(bucket, key, etag, ALB_LINES)
+    aws.put(bucket, "prod-web/empty.log.gz", b"")
+    aws.put(bucket, "prod-web/removed.log", b"")
+    aws.s3.delete_object(Bucket=bucket, Key="prod-web/removed.log")  # an ObjectRemoved record
+
+    sns_key, eb_key = "prod-sns/x.log", "prod-eb/y z.log"
+    for key, wrap in ((sns_key, "sns"), (eb_key, "eventbridge")):
+        etag = aws.put(quiet, key, ALB)
+        expected |= expected_ids(quiet, key, etag, ALB_LINES)
+        encoded = key.replace(" ", "+")
+        if wrap == "sns":
+            body = {
+                "Type": "Notification",
+                "TopicArn": "arn:aws:sns:us-east-1:123456789012:logs",
+                "Message": json.dumps({"Records": [event_record(quiet, key, etag, encoded)]}),
+            }
+        else:
+            body = {
+                "version": "0",
+                "detail-type": "Object Created",
+                "source": "aws.s3",
+                "detail": {"bucket": {"name": quiet}, "object": {"key": encoded, "etag": etag}},
+            }
+        aws.send(queue, body)
+
+    run = daemon(config([queue], fake_es.url))
+    wait_until(lambda: len(fake_es.docs) >= len(expected), 30, "every document indexed")
+    wait_until(lambda: aws.counts(queue) == (0, 0), 30, "the queue to empty")
+    assert run.stop() == 0, run.log
+
+    docs = fake_es.docs
+    assert {doc_id for _, doc_id in docs} == expected
+    assert len(docs) == len(expected)  # no id in two indexes
+    assert {index for index, _ in docs} == {"alb-2016.08.10", "alb-2016.08.11"} - {"alb-2016.08.11"}
+    sources = list(docs.values())
+    assert Counter(s["environment"] for s in sources) == {"prod": len(expected)}
+    assert Counter(s["application"] for s in sources) == {
+        "web": 2 * ALB_LINES,
+        "sns": ALB_LINES,
+        "eb": ALB_LINES,
+    }
+    assert all(s["@timestamp"].startswith("2016-08-10T") for s in sources)
+    assert "message names no new object; deleted" in run.log  # TestEvent, ObjectRemoved
+    assert "s3lb stopped" in run.log
+
+
+def test_nothing_is_deleted_while_the_cluster_is_down_then_everything_arrives(
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+) -> None:
+    queue = aws.queue()
+    bucket = aws.bucket(queue)
+    wait_until(lambda: aws.counts(queue)[0] == 1, 10, "the TestEvent")
+    aws.sqs.purge_queue(QueueUrl=queue)
+    fake_es.down = "503"
+    expected: set[str] = set()
+    for i in range(3):
+        key = f"prod-web/{i}.log.gz"
+        expected |= expected_ids(bucket, key, aws.put(bucket, key, ALB, compress=True), ALB_LINES)
+
+    run = daemon(config([queue], fake_es.url))
+    wait_until(lambda: "cluster unavailable" in run.log, 20, "the outage to be noticed")
+    time.sleep(2)  # several retries happen meanwhile
+    visible, in_flight = aws.counts(queue)
+    assert visible + in_flight == 3, "a message was deleted during the outage"
+    assert fake_es.docs == {}
+
+    fake_es.down = None
+    wait_until(lambda: len(fake_es.docs) == len(expected), 30, "delivery after the outage")
+    wait_until(lambda: aws.counts(queue) == (0, 0), 30, "the queue to empty")
+    assert run.stop() == 0
+    assert {doc_id for _, doc_id in fake_es.docs} == expected
+    assert "cluster available again" in run.log
+
+
+def test_bad_inputs_are_logged_kept_for_redrive_and_the_daemon_keeps_running(
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+) -> None:
+    dlq = aws.queue()
+    queue = aws.queue(
+        VisibilityTimeout=1,
+        RedrivePolicy=json.dumps({"deadLetterTargetArn": aws.queue_arn(dlq), "maxReceiveCount": 2}),
+    )
+    bucket = aws.bucket()
+    corrupt = b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4
+    aws.put(bucket, "prod-web/corrupt.log.gz", corrupt)
+    good_etag = aws.put(bucket, "prod-web/good.log.gz", ALB, compress=True)
+    bad_escape = (SHARED / "seed-samples" / "sqs-message-bad-escape.json").read_text()
+    aws.send(queue, "this is not JSON")
+    aws.send(queue, bad_escape)
+    for key in ("prod-web/corrupt.log.gz", "prod-web/missing.log.gz"):
+        aws.send(queue, {"Records": [event_record(bucket, key, "", key)]})
+
+    run = daemon(config([queue], fake_es.url))
+    wait_until(lambda: aws.counts(dlq)[0] == 3, 30, "three poison messages in the DLQ")
+    assert "message cannot be decoded; left for the queue's redrive policy" in run.log
+    assert "malformed" in run.log
+    assert "object failed; its message is kept for redelivery" in run.log
+    assert "corrupt gzip" in run.log
+    assert "object gone; nothing to ship" in run.log and "NoSuchKey" in run.log
+
+    # Still alive: a good object sent now is shipped.
+    aws.send(
+        queue,
+        {
+            "Records": [
+                event_record(bucket, "prod-web/good.log.gz", good_etag, "prod-web/good.log.gz")
+            ]
+        },
+    )
+    expected = expected_ids(bucket, "prod-web/good.log.gz", good_etag, ALB_LINES)
+    wait_until(lambda: {i for _, i in fake_es.docs} == expected, 30, "the good object")
+    wait_until(lambda: aws.counts(queue) == (0, 0), 30, "the queue to empty")
+    assert run.stop() == 0
