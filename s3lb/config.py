@@ -341,6 +341,21 @@ def _explain(message: str, root: str) -> tuple[str, str]:
     return reason, where
 
 
+def _check_format(item: Input, where: str) -> None:
+    from s3lb.formats import get_format  # formats are pure; imported late to keep load cheap
+
+    if item.log_format == "auto":
+        return
+    try:
+        fmt = get_format(item.log_format)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0]), f"{where}.log_format") from None
+    try:
+        fmt.validate_options(item.log_format_options)
+    except ValueError as exc:
+        raise ConfigError(str(exc), f"{where}.log_format_options") from None
+
+
 def _check(config: Config) -> None:
     s = config.settings
     root = config.root
@@ -350,6 +365,7 @@ def _check(config: Config) -> None:
             raise ConfigError("an sqs input needs queues_url", where)
         if item.type == "s3" and not item.buckets:
             raise ConfigError("an s3 input needs buckets", where)
+        _check_format(item, where)
         if item.key_regex_fields:
             try:
                 re.compile(item.key_regex_fields)

@@ -29,7 +29,7 @@ async def serve(
     session: AwsSession | None = None,
 ) -> int:
     """Run the daemon until a signal (or ``stop``) ends it; return the exit status."""
-    stop = stop or trio.Event()
+    stop = trio.Event() if stop is None else stop
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, stop, nursery.cancel_scope, telemetry)
         await run_pipeline(config, telemetry, stop, on_ready, session=session)

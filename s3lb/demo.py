@@ -10,6 +10,7 @@ and stops once every notification is processed. No AWS account is involved.
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import sys
 import tempfile
@@ -63,6 +64,7 @@ def run_demo(output: str = "-", timeout: float = 120.0) -> int:
         return 2
     import botocore.session
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

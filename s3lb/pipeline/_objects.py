@@ -15,6 +15,7 @@ to the first response's ETag, so a changed object is not mixed with the old one.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -75,6 +76,7 @@ class ObjectTask:
 
 
 _encoder = msgspec.json.Encoder()
+log = logging.getLogger("s3lb")
 #: Dead-lettered records logged per object; the rest are counted in the object's line.
 _LOGGED_PER_OBJECT = 3
 
@@ -126,20 +128,35 @@ class ObjectReader:
             self.telemetry.warning("object gone; nothing to ship", reason=str(exc), **where)
             tracker.fail(str(exc), gone=True)
         except (ObjectCorrupt, AccessDenied, SourceUnavailable, _UnknownFormat) as exc:
-            self.telemetry.count("objects_failed")
-            self.telemetry.error(
-                "object failed; its message is kept for redelivery",
-                reason=str(exc),
-                records_sent=tracker.sent,
-                **where,
-            )
-            tracker.fail(str(exc))
+            self._failed(tracker, str(exc))
+        except Exception as exc:
+            # A bug must cost one object (its message is redelivered), not the daemon.
+            log.exception("unexpected error while reading %s", ref)
+            self._failed(tracker, f"internal error: {type(exc).__name__}: {exc}")
         else:
             tracker.finish_reading()
+
+    def _failed(self, tracker: ObjectTracker, reason: str) -> None:
+        self.telemetry.count("objects_failed")
+        self.telemetry.error(
+            "object failed; its message is kept for redelivery",
+            reason=reason,
+            records_sent=tracker.sent,
+            bucket=tracker.ref.bucket,
+            key=tracker.ref.key,
+        )
+        tracker.fail(reason)
 
 
 class _UnknownFormat(Exception):
     pass
+
+
+def _format(name: str) -> LogFormat:
+    try:
+        return get_format(name)
+    except KeyError as exc:
+        raise _UnknownFormat(str(exc.args[0])) from None
 
 
 class _ObjectRun:
@@ -149,17 +166,16 @@ class _ObjectRun:
         self.reader = reader
         self.task = task
         self.ref = task.ref
-        self.format: LogFormat | None = None
-        if task.input.log_format != "auto":
-            self.format = get_format(task.input.log_format)
-        else:
-            detected = detect_format(task.ref.key)
-            self.format = get_format(detected) if detected else None
+        name = task.input.log_format
+        if name == "auto":
+            name = detect_format(task.ref.key) or ""
+        self.format: LogFormat | None = _format(name) if name else None
         self.parser: RecordParser | None = None
         self.extra = self._extra_fields()
         self.next_position = 1
         self.next_offset = 0
         self._plain: bool | None = None  # known once the first bytes arrived
+        self._bug_logged = False
 
     def _extra_fields(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}
@@ -269,6 +285,17 @@ class _ObjectRun:
             except ParseError as exc:
                 self._dead_letter(record, "parse_failed", exc.reason)
                 continue
+            except Exception as exc:
+                # A parser bug: the line is kept in the dead-letter store, not lost.
+                if not self._bug_logged:
+                    self._bug_logged = True
+                    log.exception(
+                        "parser error on s3://%s/%s line %d", ref.bucket, ref.key, record.position
+                    )
+                self._dead_letter(
+                    record, "parse_failed", f"parser error: {type(exc).__name__}: {exc}"
+                )
+                continue
             if doc is None:
                 continue
             if self.extra:
@@ -294,7 +321,7 @@ class _ObjectRun:
                     "log_format is auto and neither the key nor the first line tells the "
                     "format; set log_format on the input"
                 )
-            self.format = get_format(name)
+            self.format = _format(name)
         self.parser = self.format.new_parser(self.task.input.options)
         return self.parser
 

@@ -124,3 +124,11 @@ def test_file_output_with_filename_uses_path_as_directory() -> None:
     config, _ = loads("output.file: {path: /tmp/out, filename: events.ndjson}")
     assert isinstance(config.sink, FileOutput)
     assert config.sink.target() == "/tmp/out/events.ndjson"
+
+
+def test_an_unknown_log_format_is_an_error_naming_the_input() -> None:
+    with pytest.raises(ConfigError, match="known formats") as info:
+        loads(
+            "s3lb: {inputs: [{type: sqs, queues_url: [q], log_format: syslog}]}\noutput.file.path: '-'"
+        )
+    assert info.value.path == "s3lb.inputs[0].log_format"
