@@ -28,9 +28,9 @@ from s3lb.aws.s3 import S3Client
 from s3lb.config import Input
 from s3lb.deadletter import DeadLetter
 from s3lb.errors import AccessDenied, ObjectCorrupt, ObjectGone, SourceUnavailable
-from s3lb.formats import ParseError, detect_format, get_format, skip_reason, sniff_format
-from s3lb.formats._base import LogFormat, RecordParser
+from s3lb.formats import ParseError, skip_reason
 from s3lb.model import ObjectRef, document_id
+from s3lb.parsing import ObjectParser, ParseFailure, UnknownFormat
 from s3lb.pipeline._acks import BulkItem, ObjectTracker
 from s3lb.reader import Decompressor, LineCutter, RawRecord, SplitterCutter
 from s3lb.sinks._index import IndexNamer
@@ -127,7 +127,7 @@ class ObjectReader:
             self.telemetry.count("objects_gone")
             self.telemetry.warning("object gone; nothing to ship", reason=str(exc), **where)
             tracker.fail(str(exc), gone=True)
-        except (ObjectCorrupt, AccessDenied, SourceUnavailable, _UnknownFormat) as exc:
+        except (ObjectCorrupt, AccessDenied, SourceUnavailable, UnknownFormat) as exc:
             self._failed(tracker, str(exc))
         except Exception as exc:
             # A bug must cost one object (its message is redelivered), not the daemon.
@@ -148,17 +148,6 @@ class ObjectReader:
         tracker.fail(reason)
 
 
-class _UnknownFormat(Exception):
-    pass
-
-
-def _format(name: str) -> LogFormat:
-    try:
-        return get_format(name)
-    except KeyError as exc:
-        raise _UnknownFormat(str(exc.args[0])) from None
-
-
 class _ObjectRun:
     """The state of reading one object, across retries."""
 
@@ -166,33 +155,25 @@ class _ObjectRun:
         self.reader = reader
         self.task = task
         self.ref = task.ref
-        name = task.input.log_format
-        if name == "auto":
-            name = detect_format(task.ref.key) or ""
-        self.format: LogFormat | None = _format(name) if name else None
-        self.parser: RecordParser | None = None
-        self.extra = self._extra_fields()
+        spec = task.input
+        self.parser = ObjectParser(
+            spec.log_format,
+            task.ref.key,
+            options=spec.options,
+            key_regex=spec.key_regex,
+            extra_fields=spec.extra_fields,
+            max_line_bytes=reader.max_line_bytes,
+        )
+        if not self.parser.key_matched:
+            reader.telemetry.count("key_regex_mismatch")
+            reader.telemetry.warning(
+                "key does not match key_regex_fields; events shipped without those fields",
+                bucket=task.ref.bucket,
+                key=task.ref.key,
+            )
         self.next_position = 1
         self.next_offset = 0
         self._plain: bool | None = None  # known once the first bytes arrived
-        self._bug_logged = False
-
-    def _extra_fields(self) -> dict[str, Any]:
-        extra: dict[str, Any] = {}
-        regex = self.task.input.key_regex
-        if regex is not None:
-            match = regex.search(self.ref.key)
-            if match:
-                extra = {k: v for k, v in match.groupdict().items() if v}
-            else:
-                self.reader.telemetry.count("key_regex_mismatch")
-                self.reader.telemetry.warning(
-                    "key does not match key_regex_fields; events shipped without those fields",
-                    bucket=self.ref.bucket,
-                    key=self.ref.key,
-                )
-        extra.update(self.task.input.extra_fields)
-        return extra
 
     async def run(self, send: trio.MemorySendChannel[list[BulkItem]]) -> None:
         attempt = 0
@@ -216,8 +197,7 @@ class _ObjectRun:
 
     async def _read_once(self, send: trio.MemorySendChannel[list[BulkItem]]) -> None:
         # Resume a plain object with a Range GET; a gzip one is read again and skipped.
-        line_framed = self.format is None or self.format.splitter is None
-        ranged = self.next_offset > 0 and self._plain is True and line_framed
+        ranged = self.next_offset > 0 and self._plain is True and self.parser.line_framed
         start = self.next_offset if ranged else 0
         async with self.reader.s3.open_object(
             self.ref.bucket,
@@ -232,7 +212,11 @@ class _ObjectRun:
                 self.ref = dataclasses.replace(self.ref, etag=body.etag)
                 self.task.tracker.ref = self.ref
             decompressor = Decompressor()
-            cutter = self._cutter(ranged)
+            cutter = (
+                self.parser.new_cutter(self.next_position, self.next_offset)
+                if ranged
+                else self.parser.new_cutter()
+            )
             async for chunk in body.chunks:
                 for text in decompressor.feed(chunk):
                     self._plain = not decompressor.compressed
@@ -245,64 +229,34 @@ class _ObjectRun:
             except ParseError as exc:
                 raise ObjectCorrupt(f"incomplete document at the end: {exc.reason}") from None
 
-    def _cutter(self, ranged: bool) -> LineCutter | SplitterCutter:
-        fmt = self.format
-        if fmt is not None and fmt.splitter is not None:
-            return SplitterCutter(fmt.splitter())
-        if ranged:
-            return LineCutter(self.reader.max_line_bytes, self.next_position, self.next_offset)
-        return LineCutter(self.reader.max_line_bytes)
-
     async def _ship(
         self,
         records: Iterable[RawRecord],
         cutter: LineCutter | SplitterCutter,
         send: trio.MemorySendChannel[list[BulkItem]],
     ) -> None:
-        items = self._parse(records)
+        items = self._items(records)
         if items:
             self.task.tracker.add(len(items))
             await send.send(items)
         self.next_position = max(self.next_position, cutter.next_position)
         self.next_offset = max(self.next_offset, cutter.next_offset)
 
-    def _parse(self, records: Iterable[RawRecord]) -> list[BulkItem]:
-        reader, ref, tracker = self.reader, self.ref, self.task.tracker
+    def _items(self, records: Iterable[RawRecord]) -> list[BulkItem]:
+        namer, ref, tracker = self.reader.namer, self.ref, self.task.tracker
         items: list[BulkItem] = []
         for record in records:
             if record.position < self.next_position:
                 continue  # already sent before a retry
-            if record.oversize:
-                self._dead_letter(
-                    record, "oversize", f"line longer than {reader.max_line_bytes} bytes"
-                )
-                continue
-            parser = self.parser or self._open_parser(record.raw)
-            if parser is None:
-                continue
-            try:
-                doc = parser.parse(record.raw)
-            except ParseError as exc:
-                self._dead_letter(record, "parse_failed", exc.reason)
-                continue
-            except Exception as exc:
-                # A parser bug: the line is kept in the dead-letter store, not lost.
-                if not self._bug_logged:
-                    self._bug_logged = True
-                    log.exception(
-                        "parser error on s3://%s/%s line %d", ref.bucket, ref.key, record.position
-                    )
-                self._dead_letter(
-                    record, "parse_failed", f"parser error: {type(exc).__name__}: {exc}"
-                )
-                continue
+            doc = self.parser.parse(record)
             if doc is None:
                 continue
-            if self.extra:
-                doc.update(self.extra)
+            if isinstance(doc, ParseFailure):
+                self._dead_letter(record, doc)
+                continue
             items.append(
                 BulkItem(
-                    index=reader.namer(doc),
+                    index=namer(doc),
                     doc_id=document_id(ref, record.position),
                     source=_encoder.encode(doc),
                     tracker=tracker,
@@ -311,25 +265,11 @@ class _ObjectRun:
             )
         return items
 
-    def _open_parser(self, first: bytes) -> RecordParser | None:
-        if self.format is None:
-            if not first.strip():
-                return None
-            name = sniff_format(first)
-            if name is None:
-                raise _UnknownFormat(
-                    "log_format is auto and neither the key nor the first line tells the "
-                    "format; set log_format on the input"
-                )
-            self.format = _format(name)
-        self.parser = self.format.new_parser(self.task.input.options)
-        return self.parser
-
-    def _dead_letter(self, record: RawRecord, kind: str, reason: str) -> None:
+    def _dead_letter(self, record: RawRecord, failure: ParseFailure) -> None:
         reader = self.reader
         reader.dead_letter.write(
-            kind,
-            reason,
+            failure.kind,
+            failure.reason,
             self.ref,
             record.position,
             record.offset,
@@ -344,5 +284,5 @@ class _ObjectRun:
             bucket=self.ref.bucket,
             key=self.ref.key,
             line=record.position,
-            reason=reason,
+            reason=failure.reason,
         )

@@ -1,0 +1,118 @@
+"""Records of one object → documents: the logic ``s3lb run`` and ``s3lb parse`` share.
+
+:class:`ObjectParser` chooses the format (the input's ``log_format``; for ``auto``, the
+key layout, else the first non-blank line), adds the fields of ``key_regex_fields``
+and the input's ``fields``, and turns every record into a document, ``None`` (a
+header or blank line), or a :class:`ParseFailure` to dead-letter. Pure and synchronous.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from s3lb.formats import ParseError, detect_format, get_format, sniff_format
+from s3lb.formats._base import Document, LogFormat, RecordParser
+from s3lb.reader import DEFAULT_MAX_LINE_BYTES, LineCutter, RawRecord, SplitterCutter
+
+__all__ = ["ObjectParser", "ParseFailure", "UnknownFormat"]
+
+log = logging.getLogger("s3lb")
+
+
+class UnknownFormat(Exception):
+    """No format could be chosen for an object (or the name is not a format)."""
+
+
+class ParseFailure(NamedTuple):
+    """Why a record produced no document: ``kind`` is ``parse_failed`` or ``oversize``."""
+
+    kind: str
+    reason: str
+
+
+def _format(name: str) -> LogFormat:
+    try:
+        return get_format(name)
+    except KeyError as exc:
+        raise UnknownFormat(str(exc.args[0])) from None
+
+
+class ObjectParser:
+    """Parses the records of one object, in order."""
+
+    def __init__(
+        self,
+        log_format: str,
+        key: str = "",
+        *,
+        options: Mapping[str, Any] | None = None,
+        key_regex: re.Pattern[str] | None = None,
+        extra_fields: Mapping[str, Any] | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        name = (detect_format(key) or "") if log_format == "auto" else log_format
+        self.format: LogFormat | None = _format(name) if name else None
+        self.key = key
+        self.options = dict(options or {})
+        self.max_line_bytes = max_line_bytes
+        self._parser: RecordParser | None = None
+        self._bug_logged = False
+        self.key_matched = True
+        self.extra: dict[str, Any] = {}
+        if key_regex is not None:
+            match = key_regex.search(key)
+            self.key_matched = match is not None
+            if match:
+                self.extra = {k: v for k, v in match.groupdict().items() if v}
+        self.extra.update(extra_fields or {})
+
+    @property
+    def line_framed(self) -> bool:
+        """True unless the format cuts its own records (CloudTrail)."""
+        return self.format is None or self.format.splitter is None
+
+    def new_cutter(
+        self, first_position: int = 1, first_offset: int = 0
+    ) -> LineCutter | SplitterCutter:
+        """A cutter for this object's text, optionally resuming at a line."""
+        if self.format is not None and self.format.splitter is not None:
+            return SplitterCutter(self.format.splitter())
+        return LineCutter(self.max_line_bytes, first_position, first_offset)
+
+    def parse(self, record: RawRecord) -> Document | ParseFailure | None:
+        """The document for ``record``, ``None`` to skip it, or why it failed."""
+        if record.oversize:
+            return ParseFailure("oversize", f"line longer than {self.max_line_bytes} bytes")
+        parser = self._parser or self._open(record.raw)
+        if parser is None:
+            return None
+        try:
+            doc = parser.parse(record.raw)
+        except ParseError as exc:
+            return ParseFailure("parse_failed", exc.reason)
+        except Exception as exc:
+            # A parser bug: the line is dead-lettered, not lost, and the object goes on.
+            if not self._bug_logged:
+                self._bug_logged = True
+                log.exception("parser error in %s at line %d", self.key, record.position)
+            return ParseFailure("parse_failed", f"parser error: {type(exc).__name__}: {exc}")
+        if doc is not None and self.extra:
+            doc.update(self.extra)
+        return doc
+
+    def _open(self, first: bytes) -> RecordParser | None:
+        if self.format is None:
+            if not first.strip():
+                return None
+            name = sniff_format(first)
+            if name is None:
+                raise UnknownFormat(
+                    "log_format is auto and neither the key nor the first line tells the "
+                    "format; set log_format"
+                )
+            self.format = _format(name)
+        self._parser = self.format.new_parser(self.options)
+        return self._parser

@@ -1,0 +1,62 @@
+"""``s3lb parse`` as a user runs it: NDJSON on stdout, failures on stderr, exit codes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.paths import SHARED
+
+SEED = SHARED / "seed-samples"
+
+
+def parse(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "s3lb", "parse", *args], input=stdin, capture_output=True, timeout=60
+    )
+
+
+def test_a_seed_sample_prints_one_document_per_line_in_order() -> None:
+    result = parse("--format", "alb", str(SEED / "alb.log"))
+    assert result.returncode == 0, result.stderr
+    docs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [d["type"] for d in docs] == ["http", "https", "h2", "ws", "wss"]
+    assert docs[0]["@timestamp"] == "2016-08-10T22:08:42.945Z"
+
+
+def test_gzip_input_from_stdin_with_key_detection_and_key_fields(tmp_path: Path) -> None:
+    key = (
+        "staging-app/AWSLogs/123456789012/elasticloadbalancing/us-east-2/2016/08/10/"
+        "123456789012_elasticloadbalancing_us-east-2_app.my-lb.50dc6c495c0c9188_20160810T2210Z"
+        "_192.168.131.39_2soosksg.log.gz"
+    )
+    result = parse(
+        "--key",
+        key,
+        "--key-regex",
+        r"^(?P<environment>[^\-]+)-(?P<application>[^/]+)",
+        stdin=gzip.compress((SEED / "alb.log").read_bytes()),
+    )
+    assert result.returncode == 0, result.stderr
+    docs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(docs) == 5
+    assert {(d["environment"], d["application"]) for d in docs} == {("staging", "app")}
+
+
+def test_unparseable_lines_go_to_stderr_with_line_numbers_and_exit_1(tmp_path: Path) -> None:
+    good = (SEED / "alb.log").read_bytes().splitlines()
+    path = tmp_path / "mixed.log"
+    path.write_bytes(b"\n".join([good[0], b"not an alb line", good[1]]) + b"\n")
+    result = parse("-f", "alb", str(path))
+    assert result.returncode == 1
+    assert len(result.stdout.splitlines()) == 2
+    assert result.stderr.decode().startswith("line 2: parse_failed: ")
+
+
+def test_an_unknown_format_is_a_usage_error() -> None:
+    result = parse("-f", "syslog", str(SEED / "alb.log"))
+    assert result.returncode == 2
+    assert b"known formats" in result.stderr
