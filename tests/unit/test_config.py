@@ -129,6 +129,7 @@ def test_file_output_with_filename_uses_path_as_directory() -> None:
 def test_an_unknown_log_format_is_an_error_naming_the_input() -> None:
     with pytest.raises(ConfigError, match="known formats") as info:
         loads(
-            "s3lb: {inputs: [{type: sqs, queues_url: [q], log_format: syslog}]}\noutput.file.path: '-'"
+            "s3lb: {inputs: [{type: sqs, queues_url: [q], log_format: syslog}]}\n"
+            "output.file.path: '-'"
         )
     assert info.value.path == "s3lb.inputs[0].log_format"
