@@ -7,6 +7,7 @@ configuration or usage error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +19,11 @@ from s3lb.errors import ConfigError
 from s3lb.telemetry import Telemetry, configure_logging
 
 __all__ = ["main"]
+
+#: Modules that each register one subcommand with ``add_parser(commands)``.
+_COMMAND_MODULES = [
+    "s3lb.parse_cmd",
+]
 
 
 def _load_config(path: str, telemetry: Telemetry) -> Config:
@@ -62,12 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", default="-", help="NDJSON output file (default stdout)")
     demo.set_defaults(func=_cmd_demo)
 
-    try:
-        from s3lb import parse_cmd
-    except ImportError:  # pragma: no cover - the parse command ships with the formats
-        pass
-    else:
-        parse_cmd.add_parser(commands)
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).add_parser(commands)
     return parser
 
 
