@@ -7,7 +7,19 @@ format but a choice made per object with :func:`detect_format` (from the key) an
 
 from __future__ import annotations
 
-from s3lb.formats import alb, elb
+from s3lb.formats import (
+    alb,
+    cloudfront,
+    cloudtrail,
+    elb,
+    json_lines,
+    network_firewall,
+    nlb,
+    route53_resolver,
+    s3access,
+    vpcflow,
+    waf,
+)
 from s3lb.formats._base import LogFormat as LogFormat
 from s3lb.formats._base import ParseError as ParseError
 from s3lb.formats._detect import SKIP_KEY_REASONS as SKIP_KEY_REASONS
@@ -33,6 +45,15 @@ FORMATS: dict[str, LogFormat] = {
         alb.FORMAT,
         elb.FORMAT,
         elb.CLB_ALIAS,
+        nlb.FORMAT,
+        cloudfront.FORMAT,
+        waf.FORMAT,
+        json_lines.FORMAT,
+        cloudtrail.FORMAT,
+        vpcflow.FORMAT,
+        s3access.FORMAT,
+        route53_resolver.FORMAT,
+        network_firewall.FORMAT,
     )
 }
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from itertools import repeat
-from operator import itemgetter
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, final
 from urllib.parse import unquote, unquote_plus
 
 from s3lb.formats._base import ParseError
@@ -23,6 +22,7 @@ __all__ = [
     "UINT16",
     "UINT32",
     "UINT64",
+    "QuotedTokenizer",
     "decode_line",
     "deep_url_decode",
     "split_host_port",
@@ -133,115 +133,92 @@ def deep_url_decode(value: str) -> str:
 
 # --- quote-aware tokenizer ----------------------------------------------------------
 #
-# ALB, CLB and S3 access logs separate fields with single spaces, and double-quote the
-# fields that may hold spaces. A regex over the whole line is slow in CPython, so the
-# fast path splits on '"' (one C call), then checks the result against a *plan* cached
-# per number of quote-separated parts: which unquoted stretches must be exactly one
-# space, and how many spaces the others hold. A line that fits its plan is assembled
-# with one itemgetter call; anything else (a quote inside a quoted field, double
-# spaces, a new layout) goes through the careful slow path, which is always right.
+# ALB, CLB and S3 access logs separate fields with single spaces and double-quote the
+# fields that may hold spaces (S3 also brackets its time). Tokenizing with a general
+# regex per token is slow in CPython, so a tokenizer learns the *shape* of the lines it
+# sees (which tokens are quoted, how many there are) and compiles one anchored regex of
+# plain positional groups per shape: one C-level match then returns every field. A line
+# that fits no known shape goes through the careful slow path, which is always right,
+# and teaches its shape when the shape's regex reproduces exactly the same tokens.
 
-_SPACES = repeat(" ")  # an endless " " argument for map(str.count, ...)
-_SLOW_TOKEN = re.compile(r'"((?:[^"]|"(?! |\Z))*)"(?= |\Z)|"([^"]*)$|([^ ]+)')
-
-
-def _split_quoted_slow(line: str) -> list[str]:
-    """Tokenize carefully: a quote closes only when a space or the end follows it."""
-    out: list[str] = []
-    for quoted, unclosed, bare in _SLOW_TOKEN.findall(line):
-        out.append(quoted or unclosed or bare)
-    return out
+_SLOW = re.compile(r'"((?:[^"]|"(?! |\Z))*)"(?= |\Z)|"([^"]*)\Z|([^ ]+)')
+_SLOW_BRACKETS = re.compile(
+    r'"((?:[^"]|"(?! |\Z))*)"(?= |\Z)|"([^"]*)\Z|\[([^\]]*)\](?= |\Z)|([^ ]+)'
+)
+_SHAPE_PART = {"Q": r'"([^"]*)"', "B": r"\[([^\]]*)\]", "U": r'([^ "][^ ]*)'}
+_SHAPE_PART_BRACKETS = {**_SHAPE_PART, "U": r'([^ "\[][^ ]*)'}
 
 
-class _Plan:
-    __slots__ = ("_single_expect", "getter", "multi", "single", "spaces", "total")
+def _split_slow(line: str, brackets: bool) -> tuple[list[str], str]:
+    """Tokenize carefully: a quote closes only before a space or the end of the line.
 
-    def __init__(self, parts: list[str]) -> None:
-        stretches = parts[::2]
-        last = len(stretches) - 1
-        single: list[int] = []
-        multi: list[int] = []
-        spaces: list[int] = []
-        order: list[int] = []
-        n_quoted = len(parts) // 2
-        unquoted = 0
-        for k, stretch in enumerate(stretches):
-            if 0 < k < last and stretch == " ":
-                single.append(k)
-            else:
-                multi.append(k)
-                spaces.append(stretch.count(" "))
-                for _ in stretch.split():
-                    order.append(n_quoted + unquoted)
-                    unquoted += 1
-            if k < last:
-                order.append(k)
-        if len(single) == 1:
-            single *= 2  # itemgetter of one index returns an item, not a tuple
-        self.single = itemgetter(*single) if single else None
-        self.multi = itemgetter(*multi) if len(multi) > 1 else None
-        self.spaces = tuple(spaces)
-        self.total = unquoted
-        self.getter = itemgetter(*order) if len(order) > 1 else None
-        # The single-space stretches, as the getter returns them, for one comparison.
-        self._single_expect = (" ",) * len(single)
-
-    def apply(self, parts: list[str]) -> list[str] | None:
-        stretches = parts[::2]
-        if self.single is not None and self.single(stretches) != self._single_expect:
-            return None
-        if self.multi is None or self.getter is None:
-            return None
-        multi = self.multi(stretches)
-        if tuple(map(str.count, multi, _SPACES)) != self.spaces:
-            return None
-        unquoted = " ".join(multi).split()
-        if len(unquoted) != self.total:
-            return None
-        return list(self.getter(parts[1::2] + unquoted))
-
-
-def _plan_fits(parts: list[str]) -> bool:
-    """True if the split parts frame quoted fields properly (single spaces around)."""
-    stretches = parts[::2]
-    last = len(stretches) - 1
-    for k, stretch in enumerate(stretches):
-        if k > 0 and not stretch.startswith(" ") and not (k == last and stretch == ""):
-            return False
-        if k < last and not stretch.endswith(" ") and not (k == 0 and stretch == ""):
-            return False
-        if "  " in stretch:
-            return False
-    return True
-
-
-_plans: dict[int, _Plan] = {}
-
-
-def split_quoted(line: str) -> list[str]:
-    """Split a space-separated line whose fields may be ``"double quoted"``.
-
-    Quoted values come back without their quotes, so ``"-"`` gives ``-``.
+    Returns the tokens and the line's shape (Q quoted, B bracketed, U bare per token).
     """
-    if '"' not in line:
-        return line.split()
-    parts = line.split('"')
-    width = len(parts)
-    if width & 1:
-        plan = _plans.get(width)
-        if plan is not None:
-            tokens = plan.apply(parts)
-            if tokens is not None:
-                return tokens
-        if _plan_fits(parts):
-            # Learn (or re-learn) this layout from a line known to be well framed.
-            plan = _Plan(parts)
-            if width in _plans or len(_plans) < 64:
-                _plans[width] = plan
-            tokens = plan.apply(parts)
-            if tokens is not None:
-                return tokens
-    return _split_quoted_slow(line)
+    tokens: list[str] = []
+    shape: list[str] = []
+    for m in (_SLOW_BRACKETS if brackets else _SLOW).finditer(line):
+        groups = m.groups()
+        if groups[0] is not None:
+            tokens.append(groups[0])
+            shape.append("Q")
+        elif groups[1] is not None:  # a quote never closed: take the rest of the line
+            tokens.append(groups[1])
+            shape.append("?")
+        elif brackets and groups[2] is not None:
+            tokens.append(groups[2])
+            shape.append("B")
+        else:
+            tokens.append(groups[-1])
+            shape.append("U")
+    return tokens, "".join(shape)
+
+
+@final
+class QuotedTokenizer:
+    """Splits space-separated lines whose fields may be ``"double quoted"``.
+
+    Quoted values come back without their quotes (``"-"`` gives ``-``); with
+    ``brackets=True`` a ``[bracketed]`` token comes back without its brackets too.
+    Instances cache the shapes they learn: keep one per format, at module level.
+    """
+
+    __slots__ = ("_brackets", "_max_shapes", "_shapes")
+
+    def __init__(self, brackets: bool = False, max_shapes: int = 8) -> None:
+        self._brackets = brackets
+        self._max_shapes = max_shapes
+        self._shapes: list[re.Pattern[str]] = []
+
+    def split(self, line: str) -> Sequence[str]:
+        """Return the tokens of ``line``."""
+        shapes = self._shapes
+        for i, regex in enumerate(shapes):
+            m = regex.match(line)
+            if m is not None:
+                if i:  # keep the shape of the current object first
+                    shapes.insert(0, shapes.pop(i))
+                return m.groups()
+        tokens, shape = _split_slow(line, self._brackets)
+        if tokens and "?" not in shape:
+            self._learn(line, tokens, shape)
+        return tokens
+
+    def _learn(self, line: str, tokens: list[str], shape: str) -> None:
+        parts = _SHAPE_PART_BRACKETS if self._brackets else _SHAPE_PART
+        regex = re.compile(" ".join(parts[kind] for kind in shape) + r"\Z")
+        m = regex.match(line)
+        # Learn only when the fast regex gives exactly what the careful path gave.
+        if m is not None and list(m.groups()) == tokens:
+            self._shapes.insert(0, regex)
+            del self._shapes[self._max_shapes :]
+
+
+_default_tokenizer = QuotedTokenizer()
+
+
+def split_quoted(line: str) -> Sequence[str]:
+    """Split ``line`` with a shared :class:`QuotedTokenizer` (tests, rare formats)."""
+    return _default_tokenizer.split(line)
 
 
 def split_request(request: str, doc: dict[str, Any]) -> None:

@@ -11,15 +11,17 @@ dropped. See docs/formats.md for the full field list.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from itertools import compress, repeat
 from typing import Any, final
 
 from s3lb.formats._base import Document, LogFormat, ParseError
 from s3lb.formats._fields import (
     INT16,
     INT32,
+    INT64,
+    QuotedTokenizer,
     split_host_port,
-    split_quoted,
     split_request,
     to_float,
     to_int,
@@ -31,25 +33,34 @@ __all__ = ["FORMAT", "AlbParser"]
 # The oldest ALB lines (2016) end with trace_id, the 18th field.
 MIN_FIELDS = 18
 
-# Fields 19+ (index 18+): (name, kind). Kinds: "s" string, "i" int, "t" timestamp.
-_NEWER: tuple[tuple[int, str, str], ...] = (
-    (18, "domain_name", "s"),
-    (19, "chosen_cert_arn", "s"),
-    (20, "matched_rule_priority", "i"),
-    (21, "request_creation_time", "t"),
-    (22, "actions_executed", "s"),
-    (23, "redirect_url", "s"),
-    (24, "error_reason", "s"),
-    (25, "target_port_list", "s"),
-    (26, "target_status_code_list", "s"),
-    (27, "classification", "s"),
-    (28, "classification_reason", "s"),
-    (29, "conn_trace_id", "s"),
-    (30, "transformed_host", "s"),
-    (31, "transformed_uri", "s"),
-    (32, "request_transform_status", "s"),
+# Fields 19+ (index 18+), in AWS's order. Kinds: "s" string, "i" int, "t" timestamp.
+_NEWER: tuple[tuple[str, str], ...] = (
+    ("domain_name", "s"),
+    ("chosen_cert_arn", "s"),
+    ("matched_rule_priority", "i"),
+    ("request_creation_time", "t"),
+    ("actions_executed", "s"),
+    ("redirect_url", "s"),
+    ("error_reason", "s"),
+    ("target_port_list", "s"),
+    ("target_status_code_list", "s"),
+    ("classification", "s"),
+    ("classification_reason", "s"),
+    ("conn_trace_id", "s"),
+    ("transformed_host", "s"),
+    ("transformed_uri", "s"),
+    ("request_transform_status", "s"),
 )
-_EMPTY = ("-", "")
+_NEWER_NAMES = tuple(name for name, _ in _NEWER)
+KNOWN_FIELDS = MIN_FIELDS + len(_NEWER)
+# dict.get as a C-level predicate: False for the values that mean "empty".
+_KEEP = {"-": False, "": False}
+_TRUE = repeat(True)
+_INT16_MIN, _INT16_MAX = INT16
+_INT32_MIN, _INT32_MAX = INT32
+_INT64_MAX = INT64[1]
+
+_tokenizer = QuotedTokenizer()
 
 
 @final
@@ -64,67 +75,137 @@ class AlbParser:
             line = raw.decode()
         except UnicodeDecodeError:
             line = raw.decode("utf-8", "replace")
-        t = split_quoted(line)
+        t = _tokenizer.split(line)
         n = len(t)
         if n < MIN_FIELDS:
             if not t:
                 return None
             raise ParseError(f"alb: expected at least {MIN_FIELDS} fields, got {n}")
-        doc: dict[str, Any] = {"@timestamp": iso_utc(t[1]), "type": t[0], "elb": t[2]}
-        doc["client_ip"], doc["client_port"] = split_host_port(t[3], "client")
-        v = t[4]
-        if v != "-":
-            doc["target_ip"], doc["target_port"] = split_host_port(v, "target")
-        v = t[5]
+        try:
+            return _fast(t, n)
+        except (ValueError, ParseError):
+            # Something unusual: the careful path handles it or says what is wrong.
+            return _careful(t, n)
+
+
+def _fast(t: Sequence[str], n: int) -> Document:
+    """The common case, inlined for speed; raises ValueError on anything unusual."""
+    cip, sep, port = t[3].rpartition(":")
+    cport = int(port)
+    if not sep or not 0 <= cport <= 65535:
+        raise ValueError
+    doc: dict[str, Any] = {
+        "@timestamp": iso_utc(t[1]),
+        "type": t[0],
+        "elb": t[2],
+        "client_ip": cip,
+        "client_port": cport,
+    }
+    v = t[4]
+    if v != "-":
+        tip, sep, port = v.rpartition(":")
+        tport = int(port)
+        if not sep or not 0 <= tport <= 65535:
+            raise ValueError
+        doc["target_ip"] = tip
+        doc["target_port"] = tport
+    # x - x is NaN (truthy) only for inf/NaN, which JSON cannot carry.
+    v = t[5]
+    if v != "-1":
+        x = doc["request_processing_time"] = float(v)
+        if x - x:
+            raise ValueError
+    v = t[6]
+    if v != "-1":
+        x = doc["target_processing_time"] = float(v)
+        if x - x:
+            raise ValueError
+    v = t[7]
+    if v != "-1":
+        x = doc["response_processing_time"] = float(v)
+        if x - x:
+            raise ValueError
+    i = doc["elb_status_code"] = int(t[8])
+    if not _INT16_MIN <= i <= _INT16_MAX:
+        raise ValueError
+    v = t[9]
+    if v != "-":
+        i = doc["target_status_code"] = int(v)
+        if not _INT16_MIN <= i <= _INT16_MAX:
+            raise ValueError
+    i = doc["received_bytes"] = int(t[10])
+    j = doc["sent_bytes"] = int(t[11])
+    if i > _INT64_MAX or j > _INT64_MAX or i < -_INT64_MAX or j < -_INT64_MAX:
+        raise ValueError
+    split_request(t[12], doc)
+    v = t[13]
+    if v != "-" and v:
+        doc["user_agent"] = v
+    v = t[14]
+    if v != "-" and v:
+        doc["ssl_cipher"] = v
+    v = t[15]
+    if v != "-" and v:
+        doc["ssl_protocol"] = v
+    # The seed kept "-" in these two (no empty value was declared for them).
+    if t[16]:
+        doc["target_group_arn"] = t[16]
+    if t[17]:
+        doc["trace_id"] = t[17]
+    if n > MIN_FIELDS:
+        values = t[MIN_FIELDS:KNOWN_FIELDS]
+        doc.update(compress(zip(_NEWER_NAMES, values, strict=False), map(_KEEP.get, values, _TRUE)))
+        v = doc.get("matched_rule_priority")
+        if v is not None:
+            i = doc["matched_rule_priority"] = int(v)
+            if not _INT32_MIN <= i <= _INT32_MAX:
+                raise ValueError
+        v = doc.get("request_creation_time")
+        if v is not None:
+            doc["request_creation_time"] = iso_utc(v)
+    return doc
+
+
+def _careful(t: Sequence[str], n: int) -> Document:
+    """Every field checked on its own: a ``-`` anywhere is omitted, errors are named."""
+    doc: dict[str, Any] = {"@timestamp": iso_utc(t[1]), "type": t[0], "elb": t[2]}
+    doc["client_ip"], doc["client_port"] = split_host_port(t[3], "client")
+    v = t[4]
+    if v != "-":
+        doc["target_ip"], doc["target_port"] = split_host_port(v, "target")
+    for i, name in ((5, "request"), (6, "target"), (7, "response")):
+        v = t[i]
         if v != "-1" and v != "-":
-            doc["request_processing_time"] = to_float(v, "request_processing_time")
-        v = t[6]
-        if v != "-1" and v != "-":
-            doc["target_processing_time"] = to_float(v, "target_processing_time")
-        v = t[7]
-        if v != "-1" and v != "-":
-            doc["response_processing_time"] = to_float(v, "response_processing_time")
-        v = t[8]
+            doc[name + "_processing_time"] = to_float(v, name + "_processing_time")
+    # The seed failed an ALB line with elb_status_code "-"; s3lb omits it instead.
+    for i, name in ((8, "elb_status_code"), (9, "target_status_code")):
+        v = t[i]
         if v != "-":
-            doc["elb_status_code"] = to_int(v, "elb_status_code", INT16)
-        v = t[9]
+            doc[name] = to_int(v, name, INT16)
+    for i, name in ((10, "received_bytes"), (11, "sent_bytes")):
+        v = t[i]
         if v != "-":
-            doc["target_status_code"] = to_int(v, "target_status_code", INT16)
-        v = t[10]
-        if v != "-":
-            doc["received_bytes"] = to_int(v, "received_bytes")
-        v = t[11]
-        if v != "-":
-            doc["sent_bytes"] = to_int(v, "sent_bytes")
-        split_request(t[12], doc)
-        v = t[13]
+            doc[name] = to_int(v, name)
+    split_request(t[12], doc)
+    for i, name in ((13, "user_agent"), (14, "ssl_cipher"), (15, "ssl_protocol")):
+        v = t[i]
         if v != "-" and v:
-            doc["user_agent"] = v
-        v = t[14]
-        if v != "-" and v:
-            doc["ssl_cipher"] = v
-        v = t[15]
-        if v != "-" and v:
-            doc["ssl_protocol"] = v
-        # The seed kept "-" in these two (no empty value was declared for them).
-        if t[16]:
-            doc["target_group_arn"] = t[16]
-        if t[17]:
-            doc["trace_id"] = t[17]
-        if n > 18:
-            for i, name, kind in _NEWER:
-                if i >= n:
-                    break
-                v = t[i]
-                if v in _EMPTY:
-                    continue
-                if kind == "s":
-                    doc[name] = v
-                elif kind == "i":
-                    doc[name] = to_int(v, name, INT32)
-                else:
-                    doc[name] = iso_utc(v)
-        return doc
+            doc[name] = v
+    if t[16]:
+        doc["target_group_arn"] = t[16]
+    if t[17]:
+        doc["trace_id"] = t[17]
+    for i, (name, kind) in enumerate(_NEWER[: n - MIN_FIELDS], start=MIN_FIELDS):
+        v = t[i]
+        if v == "-" or not v:
+            continue
+        if kind == "s":
+            doc[name] = v
+        elif kind == "i":
+            doc[name] = to_int(v, name, INT32)
+        else:
+            doc[name] = iso_utc(v)
+    return doc
 
 
 def _new_parser(options: Mapping[str, Any]) -> AlbParser:
