@@ -1,0 +1,180 @@
+"""``s3lb state`` output: the checkpoint store as a human table or one JSON document.
+
+Pure: takes what :mod:`s3lb.checkpoint` read and returns text. Timestamps are UTC
+ISO 8601 strings (``2024-05-01T12:00:00.000Z``), ``null``/``-`` when unset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from s3lb.checkpoint import ImportCursor, ObjectState, StoreUsage
+
+__all__ = ["render_state"]
+
+# In the table: unfinished objects first, then the most recently updated.
+_STATUS_ORDER = {"in_progress": 0, "failed": 1, "done": 2}
+
+
+def render_state(
+    objects: Sequence[ObjectState],
+    cursors: Sequence[ImportCursor],
+    as_json: bool,
+    *,
+    usage: StoreUsage | None = None,
+    max_done_rows: int = 50,
+) -> str:
+    """Render the store's content.
+
+    Args:
+        objects: object states, e.g. ``store.objects()``.
+        cursors: import cursors, e.g. ``store.cursors()``.
+        as_json: one JSON document ``{"store", "objects", "imports"}`` listing
+            everything, instead of the table.
+        usage: the store's size figures, shown when given.
+        max_done_rows: the table lists at most this many ``done`` objects (the most
+            recent); JSON lists all.
+
+    Returns:
+        The text, ending with a newline.
+    """
+    if as_json:
+        return _json(objects, cursors, usage)
+    return _table(objects, cursors, usage, max_done_rows)
+
+
+def _iso(ts: float) -> str | None:
+    if not ts:
+        return None
+    moment = datetime.fromtimestamp(ts, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json(
+    objects: Sequence[ObjectState], cursors: Sequence[ImportCursor], usage: StoreUsage | None
+) -> str:
+    doc: dict[str, Any] = {
+        "store": msgspec.to_builtins(usage) if usage is not None else None,
+        "objects": [
+            {
+                "bucket": o.bucket,
+                "key": o.key,
+                "version": o.version,
+                "status": o.status,
+                "acked": o.acked,
+                "offset": o.offset,
+                "total": o.total,
+                "records": {
+                    "indexed": o.records.indexed,
+                    "duplicate": o.records.duplicate,
+                    "rejected": o.records.rejected,
+                    "parse_failed": o.records.parse_failed,
+                },
+                "error": o.error,
+                "started": _iso(o.started),
+                "updated": _iso(o.updated),
+            }
+            for o in objects
+        ],
+        "imports": [
+            {
+                "job": c.job,
+                "last_key": c.last_key,
+                "done": c.done,
+                "failed": c.failed,
+                "complete": c.complete,
+                "updated": _iso(c.updated),
+            }
+            for c in cursors
+        ],
+    }
+    return msgspec.json.encode(doc).decode() + "\n"
+
+
+def _printable(text: str) -> str:
+    # Keys may hold newlines or escape sequences; a table row must stay one row.
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _grid(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+
+
+def _table(
+    objects: Sequence[ObjectState],
+    cursors: Sequence[ImportCursor],
+    usage: StoreUsage | None,
+    max_done_rows: int,
+) -> str:
+    lines: list[str] = []
+    if usage is not None:
+        share = usage.used_bytes / usage.map_size * 100 if usage.map_size else 0.0
+        lines.append(
+            f"checkpoint store {usage.path}: {_size(usage.used_bytes)} used of "
+            f"{_size(usage.map_size)} ({share:.0f}%)"
+        )
+    counts = {status: 0 for status in _STATUS_ORDER}
+    for o in objects:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    lines.append(
+        f"objects: {len(objects)} ("
+        + ", ".join(f"{n} {status}" for status, n in counts.items())
+        + ")"
+    )
+    ordered = sorted(objects, key=lambda o: (_STATUS_ORDER.get(o.status, 3), -o.updated))
+    shown = [o for o in ordered if o.status != "done"]
+    done = [o for o in ordered if o.status == "done"]
+    shown += done[:max_done_rows]
+    if shown:
+        rows = [
+            (
+                o.status,
+                str(o.acked),
+                str(o.offset) if o.offset >= 0 else "-",
+                _iso(o.updated) or "-",
+                _printable(o.version[:12]) or "-",
+                _printable(f"s3://{o.bucket}/{o.key}"),
+                _printable(o.error),
+            )
+            for o in shown
+        ]
+        header = ("STATUS", "ACKED", "OFFSET", "UPDATED", "VERSION", "OBJECT", "ERROR")
+        lines += _grid(header, rows)
+    hidden = len(done) - max_done_rows
+    if hidden > 0:
+        lines.append(f"... and {hidden} older done objects (--json lists all)")
+    if cursors:
+        lines.append("")
+        lines.append(f"imports: {len(cursors)}")
+        rows = [
+            (
+                _printable(c.job),
+                "complete" if c.complete else "running",
+                str(c.done),
+                str(c.failed),
+                _iso(c.updated) or "-",
+                _printable(c.last_key) or "-",
+            )
+            for c in cursors
+        ]
+        lines += _grid(("JOB", "STATE", "DONE", "FAILED", "UPDATED", "LAST KEY"), rows)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,142 @@
+"""``s3lb state`` rendering: the JSON document's shape and the human table."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from s3lb.checkpoint import ImportCursor, ObjectState, RecordCounts, StoreUsage
+from s3lb.state_view import render_state
+
+T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z
+
+OBJECTS = [
+    ObjectState(
+        bucket="logs",
+        key="alb/2024/05/01/a.log.gz",
+        version="etag-a",
+        status="done",
+        acked=120,
+        offset=-1,
+        total=120,
+        records=RecordCounts(indexed=118, duplicate=1, rejected=1),
+        started=T0 - 60,
+        updated=T0,
+    ),
+    ObjectState(
+        bucket="logs",
+        key="alb/2024/05/01/b.log",
+        version="etag-b",
+        acked=40,
+        offset=8192,
+        started=T0,
+        updated=T0 + 1.5,
+    ),
+    ObjectState(
+        bucket="logs",
+        key="gone.log",
+        version="v9",
+        status="failed",
+        error="NoSuchKey",
+        updated=T0 + 2,
+    ),
+]
+CURSORS = [ImportCursor(job="alb-may", last_key="alb/2024/05/01/b.log", done=7, updated=T0)]
+USAGE = StoreUsage(
+    path="/var/lib/s3lb/checkpoint", map_size=1 << 30, used_bytes=3 << 20, objects=3, imports=1
+)
+
+
+def test_json_lists_every_object_with_the_documented_fields() -> None:
+    """``objects: [{bucket, key, status, acked, updated, ...}]`` plus imports and store."""
+    doc = json.loads(render_state(OBJECTS, CURSORS, True, usage=USAGE))
+    assert set(doc) == {"store", "objects", "imports"}
+    first = doc["objects"][0]
+    assert first == {
+        "bucket": "logs",
+        "key": "alb/2024/05/01/a.log.gz",
+        "version": "etag-a",
+        "status": "done",
+        "acked": 120,
+        "offset": -1,
+        "total": 120,
+        "records": {"indexed": 118, "duplicate": 1, "rejected": 1, "parse_failed": 0},
+        "error": "",
+        "started": "2024-05-01T11:59:00.000Z",
+        "updated": "2024-05-01T12:00:00.000Z",
+    }
+    assert [o["status"] for o in doc["objects"]] == ["done", "in_progress", "failed"]
+    assert doc["objects"][2]["started"] is None  # never stamped
+    assert doc["imports"] == [
+        {
+            "job": "alb-may",
+            "last_key": "alb/2024/05/01/b.log",
+            "done": 7,
+            "failed": 0,
+            "complete": False,
+            "updated": "2024-05-01T12:00:00.000Z",
+        }
+    ]
+    assert doc["store"]["used_bytes"] == 3 << 20
+    assert datetime.fromisoformat(first["updated"]).timestamp() == T0
+
+
+def test_json_of_an_empty_store_is_still_one_document() -> None:
+    """No store yet: empty lists and ``store: null``, one line ending in a newline."""
+    text = render_state([], [], True)
+    assert text.endswith("\n") and text.count("\n") == 1
+    assert json.loads(text) == {"store": None, "objects": [], "imports": []}
+
+
+def test_the_table_puts_unfinished_objects_first() -> None:
+    """In progress, then failed, then done; one row each with status, acked, URI."""
+    text = render_state(OBJECTS, CURSORS, False, usage=USAGE)
+    lines = text.splitlines()
+    assert lines[0] == "checkpoint store /var/lib/s3lb/checkpoint: 3.0 MiB used of 1.0 GiB (0%)"
+    assert lines[1] == "objects: 3 (1 in_progress, 1 failed, 1 done)"
+    assert lines[2].split() == [
+        "STATUS",
+        "ACKED",
+        "OFFSET",
+        "UPDATED",
+        "VERSION",
+        "OBJECT",
+        "ERROR",
+    ]
+    rows = [line.split() for line in lines[3:6]]
+    assert rows[0] == [
+        "in_progress",
+        "40",
+        "8192",
+        "2024-05-01T12:00:01.500Z",
+        "etag-b",
+        "s3://logs/alb/2024/05/01/b.log",
+    ]
+    assert rows[1][0] == "failed" and rows[1][-1] == "NoSuchKey"
+    assert rows[2][:3] == ["done", "120", "-"]  # compressed: no byte offset
+    assert "imports: 1" in lines
+    assert any(line.split()[:3] == ["alb-may", "running", "7"] for line in lines)
+
+
+def test_the_table_caps_done_rows_but_counts_them() -> None:
+    """Thousands of done objects do not drown the in-flight ones."""
+    done = [
+        ObjectState(bucket="b", key=f"k{i}", version="v", status="done", updated=T0 + i)
+        for i in range(10)
+    ]
+    text = render_state(done, [], False, max_done_rows=3)
+    assert "s3://b/k9" in text and "s3://b/k7" in text and "s3://b/k6" not in text
+    assert "... and 7 older done objects (--json lists all)" in text
+
+
+def test_the_table_keeps_one_row_per_object_whatever_the_key() -> None:
+    """Newlines and escapes in keys are shown escaped; non-ASCII stays readable."""
+    odd = ObjectState(bucket="b", key="a\nb\x1b[31m/é", version="v")
+    text = render_state([odd], [], False)
+    assert len(text.splitlines()) == 3
+    assert "s3://b/a\\nb\\x1b[31m/é" in text
+
+
+def test_an_empty_store_renders_a_summary_only() -> None:
+    """Nothing stored: a one-line summary, no table header."""
+    assert render_state([], [], False) == "objects: 0 (0 in_progress, 0 failed, 0 done)\n"
