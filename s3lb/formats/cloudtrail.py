@@ -58,6 +58,11 @@ class RecordsSplitter:
         #: Set by :meth:`close` when the document holds no ``Records`` (a digest file).
         self.skip_reason: str | None = None
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held right now: the partial record, or the unscanned rest of a chunk."""
+        return len(self._buf)
+
     def feed(self, chunk: bytes) -> Iterator[bytes]:
         """Consume ``chunk``; yield every record it completes."""
         if chunk:

@@ -32,14 +32,16 @@ def decode_object(raw: bytes) -> dict[str, Any] | None:
     """
     try:
         value = _decoder.decode(raw)
+    except UnicodeDecodeError:
+        # msgspec insists on valid UTF-8; retry with the bad bytes replaced.
+        try:
+            value = _decoder.decode(raw.decode("utf-8", "replace"))
+        except msgspec.DecodeError as exc:
+            raise ParseError(f"invalid JSON: {exc}") from None
     except msgspec.DecodeError as exc:
         if not raw.strip():
             return None
-        try:
-            # msgspec insists on valid UTF-8; retry with the bad bytes replaced.
-            value = _decoder.decode(raw.decode("utf-8", "replace"))
-        except msgspec.DecodeError:
-            raise ParseError(f"invalid JSON: {exc}") from None
+        raise ParseError(f"invalid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise ParseError(f"a JSON record must be an object, got {type(value).__name__}")
     return value

@@ -18,7 +18,7 @@ from s3lb.formats._base import Document, LogFormat, ParseError
 from s3lb.formats._fields import INT64, to_int
 from s3lb.formats._time import epoch_seconds
 
-__all__ = ["DEFAULT_FIELDS", "FORMAT", "KNOWN_FIELDS", "VpcFlowParser"]
+__all__ = ["DEFAULT_FIELDS", "FORMAT", "KNOWN_FIELDS", "VpcFlowParser", "is_header"]
 
 #: The default (version 2) format.
 DEFAULT_FIELDS: tuple[str, ...] = tuple(
