@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-__all__ = ["ObjectRef", "document_id"]
+__all__ = ["ObjectRef", "content_id", "document_id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +39,13 @@ def document_id(ref: ObjectRef, position: int) -> str:
     """
     material = f"{ref.bucket}\x00{ref.key}\x00{ref.identity}\x00{position}".encode()
     return hashlib.blake2b(material, digest_size=16).hexdigest()
+
+
+def content_id(raw_line: bytes) -> str:
+    """``_id`` from the content of a line, as s3logsbeat made it (``document_id: content``).
+
+    The lowercase hex SHA-1 of the raw line exactly as read, including its trailing
+    ``\n`` (and ``\r``) when it had one. Two identical lines get the same id, so one of
+    them is counted as a duplicate: the reason ``position`` is the default.
+    """
+    return hashlib.sha1(raw_line, usedforsecurity=False).hexdigest()
