@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import trio
 
 from s3lb import __version__
 from s3lb.config import Config, load
-from s3lb.errors import ConfigError
+from s3lb.errors import CheckpointError, ConfigError, S3lbError
 from s3lb.telemetry import Telemetry, configure_logging
 
 __all__ = ["main"]
@@ -23,6 +24,7 @@ __all__ = ["main"]
 #: Modules that each register one subcommand with ``add_parser(commands)``.
 _COMMAND_MODULES = [
     "s3lb.parse_cmd",
+    "s3lb.state_cmd",
 ]
 
 
@@ -33,12 +35,26 @@ def _load_config(path: str, telemetry: Telemetry) -> Config:
     return config
 
 
+def run_trio(fn: Callable[..., Awaitable[int]], *args: Any) -> int:
+    """``trio.run``, with s3lb's own errors unwrapped from exception groups so that
+    :func:`main` can report them plainly."""
+    try:
+        return trio.run(fn, *args)
+    except BaseExceptionGroup as group:
+        ours, _ = group.split(S3lbError)
+        if ours is None:
+            raise
+        while isinstance(ours, BaseExceptionGroup):
+            ours = ours.exceptions[0]
+        raise ours from group
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from s3lb.daemon import serve
 
     telemetry = Telemetry()
     config = _load_config(args.config, telemetry)
-    return trio.run(serve, config, telemetry)
+    return run_trio(serve, config, telemetry)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -82,5 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"s3lb: configuration error: {exc}", file=sys.stderr)
         return 2
+    except CheckpointError as exc:
+        print(f"s3lb: checkpoint store: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

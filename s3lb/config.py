@@ -27,12 +27,15 @@ import yaml
 from s3lb.errors import ConfigError
 
 __all__ = [
+    "AwsAuth",
     "Config",
     "Duration",
     "ElasticsearchOutput",
     "FileOutput",
     "Input",
+    "Metrics",
     "Settings",
+    "Ssl",
     "load",
     "loads",
     "parse_duration",
@@ -85,6 +88,13 @@ class Input(_Base):
     name: str = ""
 
 
+class CheckpointSettings(_Base):
+    """``s3lb.checkpoint``: the LMDB store under ``state_dir/checkpoint``."""
+
+    #: Size of the store's memory map: the most it can hold (the file grows as used).
+    map_size: int = 1 << 30
+
+
 class Settings(_Base):
     """The ``s3lb:`` (or ``s3logsbeat:``) section."""
 
@@ -99,8 +109,16 @@ class Settings(_Base):
     max_line_bytes: int = 1024 * 1024
     #: SQS long-poll wait (at most 20 s).
     wait_time: Duration = Duration(20)
-    #: How long a stats line is logged.
+    #: How often a stats line is logged.
     stats_interval: Duration = Duration(30)
+    #: Visibility timeout of received messages; 0 reads the queue's own setting.
+    visibility_timeout: Duration = Duration(0)
+    #: How long one message may be held in flight (visibility extended) before it is
+    #: released to the queue, so its redrive policy still works during a long outage.
+    max_hold: Duration = Duration(3600)
+    #: How long finished objects are remembered (a repeated notification is a no-op).
+    done_retention: Duration = Duration(7 * 86400)
+    checkpoint: CheckpointSettings = CheckpointSettings()
 
 
 class Backoff(_Base):
@@ -108,6 +126,34 @@ class Backoff(_Base):
 
     init: Duration = Duration(1)
     max: Duration = Duration(60)
+
+
+class Ssl(_Base):
+    """``output.elasticsearch.ssl``: beats' names. Verification is on unless
+    ``verification_mode: none``."""
+
+    #: CA certificates to trust: PEM file paths, or PEM text inline. Empty: the
+    #: usual public CAs.
+    certificate_authorities: list[str] = []
+    #: ``full`` (chain and host name; ``strict`` is the same here), ``certificate``
+    #: (chain only) or ``none`` (no verification at all: tests only).
+    verification_mode: Literal["full", "strict", "certificate", "none"] = "full"
+    #: Client certificate and key (PEM files) for clusters that require one.
+    certificate: str = ""
+    key: str = ""
+    key_passphrase: str = ""
+
+
+class AwsAuth(_Base):
+    """``output.elasticsearch.aws_auth``: sign requests with SigV4 for Amazon OpenSearch
+    Service (``es``) or OpenSearch Serverless (``aoss``); credentials come from
+    botocore's usual chain."""
+
+    #: The domain's region; empty: ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` / the profile's.
+    region: str = ""
+    service: Literal["es", "aoss"] = "es"
+    #: A named profile of the shared AWS files; empty: the default chain.
+    profile: str = ""
 
 
 class ElasticsearchOutput(_Base):
@@ -119,14 +165,45 @@ class ElasticsearchOutput(_Base):
     path: str = ""
     username: str = ""
     password: str = ""
+    #: ``id:api_key`` (encoded for the header by s3lb), or the already encoded form.
     api_key: str = ""
     index: str = "s3lb-%{+yyyy.MM.dd}"
     bulk_max_size: int = 1600
+    #: Upper bound of one bulk request body (before compression), in bytes.
+    bulk_max_bytes: int = 10 * 1024 * 1024
     flush_interval: Duration = Duration(1)
     worker: int = 2
     timeout: Duration = Duration(90)
     backoff: Backoff = Backoff()
     headers: dict[str, str] = {}
+    #: gzip level of request bodies, 1 (fast) to 9 (small); 0 sends them uncompressed.
+    compression_level: int = 0
+    #: Ingest pipeline every document goes through; empty: none.
+    pipeline: str = ""
+    #: Write to the data stream named by ``index`` (which then has no date part).
+    data_stream: bool = False
+    #: How ``_id`` is made: ``position`` (object identity and record position) or
+    #: ``content`` (SHA-1 of the raw line, as s3logsbeat did).
+    document_id: Literal["position", "content"] = "position"
+    #: Index for documents the cluster rejects; empty: the dead-letter files.
+    dead_letter_index: str = ""
+    ssl: Ssl = Ssl()
+    aws_auth: AwsAuth | None = None
+
+    def __post_init__(self) -> None:
+        # ValueError is reported by load() as a configuration error of this section.
+        if not 0 <= self.compression_level <= 9:
+            raise ValueError("compression_level must be 0 (off) to 9")
+        if self.bulk_max_bytes < 1024:
+            raise ValueError("bulk_max_bytes must be at least 1024")
+        if self.data_stream and "%{+" in self.index:
+            raise ValueError(
+                "data_stream needs an index without a date part, e.g. logs-alb-default"
+            )
+        if self.aws_auth is not None and (self.username or self.api_key):
+            raise ValueError("aws_auth signs requests: drop username/password and api_key")
+        if self.dead_letter_index and "%{" in self.dead_letter_index:
+            raise ValueError("dead_letter_index must be a plain index name")
 
     def host_urls(self) -> list[str]:
         """Hosts as full base URLs: scheme from ``protocol`` when absent, ``path`` appended."""
@@ -164,12 +241,29 @@ class Aws(_Base):
     profile: str = ""
 
 
+class Metrics(_Base):
+    """``metrics:``: the Prometheus endpoint of ``s3lb run`` (off unless ``listen`` is set)."""
+
+    #: ``HOST:PORT`` to serve ``/metrics`` on, e.g. ``127.0.0.1:9108``; empty: no endpoint.
+    listen: str = ""
+
+    def __post_init__(self) -> None:
+        if self.listen:
+            from s3lb.metrics import parse_listen  # late: prometheus-client only when on
+
+            try:
+                parse_listen(self.listen)
+            except ValueError as exc:
+                raise ValueError(f"invalid listen address: {exc}") from None
+
+
 class Config(_Base):
     """The whole file, normalised: ``settings`` is the ``s3lb:``/``s3logsbeat:`` section."""
 
     settings: Settings
     output: Outputs = Outputs()
     aws: Aws = Aws()
+    metrics: Metrics = Metrics()
     root: str = "s3lb"
 
     @property
@@ -224,7 +318,7 @@ def loads(text: str, env: Mapping[str, str] | None = None) -> tuple[Config, list
     warnings: list[str] = []
     document: dict[str, Any] = {"settings": section, "root": root}
     for key, value in tree.items():
-        if key in ("output", "aws"):
+        if key in ("output", "aws", "metrics"):
             document[key] = value
         elif key not in _BEATS_KEYS:
             warnings.append(f"unknown key {key!r} ignored")
@@ -378,6 +472,10 @@ def _check(config: Config) -> None:
             raise ConfigError("must be at least 1", f"{root}.{name}")
     if s.wait_time > 20:
         raise ConfigError("SQS long polling waits at most 20s", f"{root}.wait_time")
+    if s.max_hold > 12 * 3600:
+        raise ConfigError("SQS keeps a message in flight 12h at most", f"{root}.max_hold")
+    if s.visibility_timeout > 12 * 3600:
+        raise ConfigError("SQS visibility timeouts are 12h at most", f"{root}.visibility_timeout")
     es = config.output.elasticsearch
     if es is not None:
         if not es.hosts:

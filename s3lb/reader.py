@@ -39,9 +39,10 @@ _PIECE = 1024 * 1024  # most decompressed bytes produced per step
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """One record: its 1-based ``position`` and the byte ``offset`` of its start.
+    """One record: its 1-based ``position``, the byte ``offset`` of its start and
+    ``end``, the offset just past it (line ending included).
 
-    ``offset`` counts bytes of the decompressed stream. ``oversize`` records carry only
+    Offsets count bytes of the decompressed stream. ``oversize`` records carry only
     the first bytes of a line that exceeded the limit.
     """
 
@@ -49,6 +50,7 @@ class RawRecord:
     offset: int
     raw: bytes
     oversize: bool = False
+    end: int = 0
 
 
 class Decompressor:
@@ -177,9 +179,10 @@ class LineCutter:
     def _emit(self, line: bytes, consumed: int, oversize: bool = False) -> RawRecord:
         if line.endswith(b"\r"):
             line = line[:-1]
-        record = RawRecord(self._position, self._offset, line, oversize)
+        end = self._offset + consumed
+        record = RawRecord(self._position, self._offset, line, oversize, end)
         self._position += 1
-        self._offset += consumed
+        self._offset = end
         return record
 
     def close(self) -> Iterator[RawRecord]:
@@ -222,7 +225,8 @@ class SplitterCutter:
         return self._offset
 
     def _emit(self, raw: bytes) -> RawRecord:
-        record = RawRecord(self._position, self._offset, raw)
+        end = self._offset + len(raw)
+        record = RawRecord(self._position, self._offset, raw, end=end)
         self._position += 1
-        self._offset += len(raw)
+        self._offset = end
         return record

@@ -347,6 +347,15 @@ class LmdbStore:
         self._env.reader_check()  # a killed `s3lb state` must not pin old pages forever
         return deleted, None
 
+    def forget(self, states: Iterable[ObjectState]) -> int:
+        """Delete the given objects' checkpoints in one transaction; returns how many."""
+        self._writable()
+        deleted = 0
+        with self._errors("forget"), self._env.begin(write=True, db=self._objects) as txn:
+            for state in states:
+                deleted += bool(txn.delete(object_key(state.bucket, state.key, state.version)))
+        return deleted
+
     def usage(self) -> StoreUsage:
         """The map size, the bytes in use and the entry counts."""
         with self._errors("read"), self._env.begin() as txn:

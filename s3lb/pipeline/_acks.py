@@ -15,13 +15,14 @@ anything: ``finish_reading`` must have been called (the beats #38961 bug).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from s3lb.model import ObjectRef
+from s3lb.watermark import Watermark
 
-__all__ = ["BulkItem", "MessageTracker", "ObjectTracker"]
+__all__ = ["BulkItem", "MessageTracker", "ObjectTracker", "settle_items"]
 
 #: Outcomes a record can settle with.
 OUTCOMES = ("indexed", "duplicate", "rejected", "parse_failed")
@@ -30,12 +31,26 @@ OUTCOMES = ("indexed", "duplicate", "rejected", "parse_failed")
 class ObjectTracker:
     """Counts one object's records from read to settled."""
 
-    def __init__(self, ref: ObjectRef, on_finished: Callable[[ObjectTracker], None]) -> None:
+    def __init__(
+        self,
+        ref: ObjectRef,
+        on_finished: Callable[[ObjectTracker], None],
+        *,
+        watermark: Watermark | None = None,
+        on_progress: Callable[[ObjectTracker], None] = lambda _t: None,
+    ) -> None:
         self.ref = ref
+        #: The contiguous acknowledged prefix, when checkpoints are kept.
+        self.watermark = watermark
+        self._on_progress = on_progress
         self.sent = 0
         self.settled = 0
         self.counts: Counter[str] = Counter()
         self.reading = True
+        #: True when the object is not compressed (a resume may Range-GET).
+        self.plain = False
+        #: Records in the object once read to the end, else -1.
+        self.total = -1
         self.failure = ""
         self.gone = False
         self._on_finished = on_finished
@@ -62,11 +77,21 @@ class ObjectTracker:
         """``n`` more records were handed to the sink."""
         self.sent += n
 
-    def settle(self, outcome: str, n: int = 1) -> None:
-        """``n`` records reached a final ``outcome`` (see OUTCOMES)."""
-        self.settled += n
-        self.counts[outcome] += n
+    def settle(self, outcome: str, items: Sequence[BulkItem]) -> None:
+        """``items`` (all of this object) reached a final ``outcome`` (see OUTCOMES)."""
+        self.settled += len(items)
+        self.counts[outcome] += len(items)
+        if self.watermark is not None:
+            for item in items:
+                self.watermark.ack(item.position, item.end)
+            self._on_progress(self)
         self._check()
+
+    def pass_over(self, position: int, end: int) -> None:
+        """A record that never goes to the sink (header, blank, dead-lettered) is
+        settled for the watermark at once."""
+        if self.watermark is not None:
+            self.watermark.ack(position, end)
 
     def count(self, outcome: str, n: int = 1) -> None:
         """Record ``n`` records that settled without reaching the sink (parse failures)."""
@@ -100,6 +125,11 @@ class MessageTracker:
     expected: int
     on_finished: Callable[[MessageTracker], None]
     finished_objects: list[ObjectTracker] = field(default_factory=list)
+    #: Heartbeat bookkeeping (trio clock): when received, when to extend next, and
+    #: whether the heartbeat stopped (handle invalid, or released after max_hold).
+    received_at: float = 0.0
+    extend_at: float = 0.0
+    held: bool = True
 
     def object_finished(self, tracker: ObjectTracker) -> None:
         """Called by each of the message's object trackers when it finishes."""
@@ -117,10 +147,24 @@ class MessageTracker:
 
 @dataclass(slots=True)
 class BulkItem:
-    """One encoded document on its way to the sink."""
+    """One encoded document on its way to the sink.
+
+    ``position`` is the record's ordinal in its object and ``end`` the byte offset just
+    past it in the decompressed stream (where a resume after it would start reading).
+    """
 
     index: str
     doc_id: str
     source: bytes
     tracker: ObjectTracker
     position: int
+    end: int = 0
+
+
+def settle_items(items: Iterable[BulkItem], outcome: str) -> None:
+    """Settle ``items`` with ``outcome``: one :meth:`ObjectTracker.settle` per object."""
+    groups: dict[ObjectTracker, list[BulkItem]] = {}
+    for item in items:
+        groups.setdefault(item.tracker, []).append(item)
+    for tracker, group in groups.items():
+        tracker.settle(outcome, group)

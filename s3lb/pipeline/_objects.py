@@ -25,6 +25,7 @@ import msgspec
 import trio
 
 from s3lb.aws.s3 import S3Client
+from s3lb.checkpoint import CheckpointStore
 from s3lb.config import Input
 from s3lb.deadletter import DeadLetter
 from s3lb.errors import AccessDenied, ObjectCorrupt, ObjectGone, SourceUnavailable
@@ -36,6 +37,7 @@ from s3lb.reader import Decompressor, LineCutter, RawRecord, SplitterCutter
 from s3lb.sinks._index import IndexNamer
 from s3lb.sinks.elasticsearch import backoff_delay
 from s3lb.telemetry import Telemetry
+from s3lb.watermark import Watermark
 
 __all__ = ["InputRuntime", "ObjectReader", "ObjectTask"]
 
@@ -92,8 +94,10 @@ class ObjectReader:
         dead_letter: DeadLetter,
         max_line_bytes: int,
         attempts: int = 5,
+        store: CheckpointStore | None = None,
     ) -> None:
         self.s3 = s3
+        self.store = store
         self.namer = namer
         self.telemetry = telemetry
         self.dead_letter = dead_letter
@@ -122,7 +126,13 @@ class ObjectReader:
             return
         self.telemetry.count("objects_started")
         try:
-            await _ObjectRun(self, task).run(send)
+            run = _ObjectRun(self, task)
+            if await run.resume_from_checkpoint():
+                self.telemetry.count("objects_already_done")
+                self.telemetry.info("object already done; nothing re-sent", **where)
+                tracker.finish_reading()
+                return
+            await run.run(send)
         except ObjectGone as exc:
             self.telemetry.count("objects_gone")
             self.telemetry.warning("object gone; nothing to ship", reason=str(exc), **where)
@@ -175,6 +185,33 @@ class _ObjectRun:
         self.next_offset = 0
         self._plain: bool | None = None  # known once the first bytes arrived
 
+    async def resume_from_checkpoint(self) -> bool:
+        """Start from the object's checkpoint; True if the object is already done."""
+        tracker, ref, store = self.task.tracker, self.ref, self.reader.store
+        state = None
+        if store is not None and ref.identity:
+            state = await store.get(ref.bucket, ref.key, ref.identity)
+        if state is None:
+            tracker.watermark = Watermark()
+            return False
+        if state.status == "done":
+            return True
+        tracker.watermark = Watermark(state.acked, state.offset)
+        if state.acked:
+            self.next_position = state.acked + 1
+            if state.offset > 0:  # stored only for plain objects: resume with a Range GET
+                self.next_offset = state.offset
+                self._plain = True
+            self.reader.telemetry.count("objects_resumed")
+            self.reader.telemetry.info(
+                "resuming object from its checkpoint",
+                bucket=ref.bucket,
+                key=ref.key,
+                acked=state.acked,
+                ranged=self.next_offset > 0,
+            )
+        return False
+
     async def run(self, send: trio.MemorySendChannel[list[BulkItem]]) -> None:
         attempt = 0
         while True:
@@ -219,15 +256,20 @@ class _ObjectRun:
             )
             async for chunk in body.chunks:
                 for text in decompressor.feed(chunk):
-                    self._plain = not decompressor.compressed
+                    self._set_plain(not decompressor.compressed)
                     await self._ship(cutter.feed(text), cutter, send)
             for text in decompressor.close():
-                self._plain = not decompressor.compressed
+                self._set_plain(not decompressor.compressed)
                 await self._ship(cutter.feed(text), cutter, send)
             try:
                 await self._ship(cutter.close(), cutter, send)
             except ParseError as exc:
                 raise ObjectCorrupt(f"incomplete document at the end: {exc.reason}") from None
+            self.task.tracker.total = cutter.next_position - 1
+
+    def _set_plain(self, plain: bool) -> None:
+        self._plain = plain
+        self.task.tracker.plain = plain
 
     async def _ship(
         self,
@@ -249,10 +291,10 @@ class _ObjectRun:
             if record.position < self.next_position:
                 continue  # already sent before a retry
             doc = self.parser.parse(record)
-            if doc is None:
-                continue
-            if isinstance(doc, ParseFailure):
-                self._dead_letter(record, doc)
+            if doc is None or isinstance(doc, ParseFailure):
+                if doc is not None:
+                    self._dead_letter(record, doc)
+                tracker.pass_over(record.position, record.end)
                 continue
             items.append(
                 BulkItem(
@@ -261,6 +303,7 @@ class _ObjectRun:
                     source=_encoder.encode(doc),
                     tracker=tracker,
                     position=record.position,
+                    end=record.end,
                 )
             )
         return items

@@ -14,6 +14,7 @@ cancelled; finished messages are deleted, and unfinished ones released.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,10 +24,12 @@ import trio
 from s3lb.aws._session import AwsSession
 from s3lb.aws.s3 import S3Client
 from s3lb.aws.sqs import SqsClient
+from s3lb.checkpoint import CheckpointStore, open_checkpoint_store
 from s3lb.config import Config, ElasticsearchOutput
 from s3lb.deadletter import DeadLetter
 from s3lb.errors import ConfigError
 from s3lb.pipeline._acks import BulkItem, MessageTracker
+from s3lb.pipeline._checkpoints import Checkpointer
 from s3lb.pipeline._objects import InputRuntime, ObjectReader, ObjectTask
 from s3lb.sinks._index import IndexNamer
 from s3lb.sinks.elasticsearch import ElasticsearchSink
@@ -76,12 +79,34 @@ async def run_pipeline(
     # Long polls hold a connection for wait_time: the read timeout must exceed it.
     timeout = httpx.Timeout(settings.wait_time + 30, connect=10)
     limits = httpx.Limits(max_connections=len(queues) + settings.object_workers + 10)
-    async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
+    async with (
+        httpx.AsyncClient(timeout=timeout, limits=limits) as http,
+        open_checkpoint_store(settings.state_dir, map_size=settings.checkpoint.map_size) as store,
+    ):
+        if store.quarantined is not None:
+            telemetry.count("checkpoint_quarantined")
+            telemetry.error(
+                "checkpoint store was corrupt: moved aside, starting fresh (re-sent events "
+                "are absorbed as duplicates)",
+                quarantine=str(store.quarantined),
+            )
+        checkpointer = Checkpointer(store, telemetry)
         source = SqsSource(
-            SqsClient(session, http), telemetry, settings.max_inflight_messages, settings.wait_time
+            SqsClient(session, http),
+            telemetry,
+            settings.max_inflight_messages,
+            settings.wait_time,
+            checkpointer=checkpointer,
+            visibility_timeout=settings.visibility_timeout,
+            max_hold=settings.max_hold,
         )
         reader = ObjectReader(
-            S3Client(session, http), namer, telemetry, dead_letter, settings.max_line_bytes
+            S3Client(session, http),
+            namer,
+            telemetry,
+            dead_letter,
+            settings.max_line_bytes,
+            store=store,
         )
         object_send, object_receive = trio.open_memory_channel[ObjectTask](settings.object_workers)
         item_send, item_receive = trio.open_memory_channel[list[BulkItem]](item_buffer)
@@ -90,6 +115,9 @@ async def run_pipeline(
             async with trio.open_nursery() as outer:
                 outer.start_soon(_finish_then_stop, source, finished, outer.cancel_scope)
                 outer.start_soon(_stats, telemetry, source, settings.stats_interval)
+                outer.start_soon(checkpointer.run)
+                outer.start_soon(source.keep_visible)
+                outer.start_soon(_prune, store, settings.done_retention, telemetry)
                 with trio.CancelScope() as work_scope:
                     async with trio.open_nursery() as work:
                         work.start_soon(sink.run, item_receive)
@@ -119,6 +147,7 @@ async def run_pipeline(
                 outer.cancel_scope.deadline = trio.current_time() + 30
         finally:
             with trio.CancelScope(shield=True):
+                await checkpointer.flush()  # what was acknowledged is kept
                 await source.release_unfinished()
                 dead_letter.close()
                 telemetry.stats_line(source.in_flight)
@@ -131,6 +160,15 @@ async def _finish_then_stop(
 ) -> None:
     await source.finish(finished)
     scope.cancel()  # ends the stats task: everything else is over
+
+
+async def _prune(store: CheckpointStore, retention: float, telemetry: Telemetry) -> None:
+    """Forget finished objects older than ``retention``, at start and then hourly."""
+    while True:
+        pruned = await store.prune(time.time() - retention)
+        if pruned:
+            telemetry.info("checkpoints pruned", objects=pruned)
+        await trio.sleep(3600)
 
 
 async def _stats(telemetry: Telemetry, source: SqsSource, interval: float) -> None:

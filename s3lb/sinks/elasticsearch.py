@@ -22,7 +22,7 @@ import trio
 from s3lb.config import ElasticsearchOutput
 from s3lb.deadletter import DeadLetter
 from s3lb.errors import SinkUnavailable
-from s3lb.pipeline._acks import BulkItem, ObjectTracker
+from s3lb.pipeline._acks import BulkItem, settle_items
 from s3lb.sinks._bulk import build_body, classify
 from s3lb.telemetry import Telemetry
 
@@ -123,7 +123,7 @@ class ElasticsearchSink:
             pending = retry
 
     def _settle(self, results: Sequence[tuple[BulkItem, str, str]]) -> None:
-        per_object: Counter[tuple[ObjectTracker, str]] = Counter()
+        by_outcome: dict[str, list[BulkItem]] = {}
         for item, outcome, reason in results:
             if outcome == "rejected":
                 self.dead_letter.write(
@@ -142,10 +142,10 @@ class ElasticsearchSink:
                     position=item.position,
                     reason=reason,
                 )
-            per_object[(item.tracker, outcome)] += 1
-        for (tracker, outcome), n in per_object.items():
-            self.telemetry.count(f"events_{outcome}", n)
-            tracker.settle(outcome, n)
+            by_outcome.setdefault(outcome, []).append(item)
+        for outcome, items in by_outcome.items():
+            self.telemetry.count(f"events_{outcome}", len(items))
+            settle_items(items, outcome)
 
     async def _post(self, body: bytes, n_items: int) -> bytes:
         self.telemetry.count("bulk_requests")

@@ -8,14 +8,13 @@ Records count as indexed once written and flushed.
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from typing import BinaryIO
 
 import msgspec
 import trio
 
 from s3lb.config import FileOutput
-from s3lb.pipeline._acks import BulkItem, ObjectTracker
+from s3lb.pipeline._acks import BulkItem, settle_items
 from s3lb.telemetry import Telemetry
 
 __all__ = ["FileSink"]
@@ -39,9 +38,7 @@ class FileSink:
                 async for items in receive:
                     handle.write(b"".join(_line(item) for item in items))
                     handle.flush()
-                    per_object: Counter[ObjectTracker] = Counter(i.tracker for i in items)
-                    for tracker, n in per_object.items():
-                        tracker.settle("indexed", n)
+                    settle_items(items, "indexed")
                     self.telemetry.count("events_indexed", len(items))
         finally:
             if not stdout:

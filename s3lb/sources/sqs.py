@@ -11,6 +11,11 @@ delete a message only once every object it names is shipped.
 - A finished message is deleted when all its objects are done (or gone from S3). If
   one failed it is kept: it reappears after the visibility timeout, and the queue's
   redrive policy bounds the retries.
+- Heartbeat: every received, unfinished message (queued or being processed) has its
+  visibility extended at half the visibility timeout, so a large object is not
+  redelivered mid-work; after ``max_hold`` it is released instead (visibility 0), so a
+  broken cluster still lets messages reach the queue's dead-letter redrive. A refused
+  extension (the handle expired) stops that message's heartbeat.
 - At shutdown, messages still unfinished are released (visibility 0) so another
   instance, or the restarted one, takes them at once.
 """
@@ -27,6 +32,7 @@ import trio
 from s3lb.aws.notifications import UndecodableMessage, decode_notification
 from s3lb.aws.sqs import Message, SqsClient, SqsError
 from s3lb.pipeline._acks import MessageTracker, ObjectTracker
+from s3lb.pipeline._checkpoints import Checkpointer
 from s3lb.pipeline._objects import InputRuntime, ObjectTask
 from s3lb.sinks.elasticsearch import backoff_delay
 from s3lb.telemetry import Telemetry
@@ -53,10 +59,18 @@ class SqsSource:
         telemetry: Telemetry,
         max_inflight: int,
         wait_time: float,
+        *,
+        checkpointer: Checkpointer | None = None,
+        visibility_timeout: float = 0,
+        max_hold: float = 3600,
     ) -> None:
         self.sqs = sqs
         self.telemetry = telemetry
         self.wait_time = wait_time
+        self.checkpointer = checkpointer
+        self.max_hold = max_hold
+        self._visibility_override = visibility_timeout
+        self._visibility: dict[str, float] = {}
         self._slots = trio.Semaphore(max_inflight)
         self._inflight: set[MessageTracker] = set()
         self._on_finished: Callable[[MessageTracker], None] = lambda _m: None
@@ -81,6 +95,7 @@ class SqsSource:
     async def poll(self, queue: QueueInput, send: trio.MemorySendChannel[ObjectTask]) -> None:
         """Receive from ``queue`` until cancelled, sending object tasks to ``send``."""
         failures = 0
+        await self._learn_visibility(queue.queue_url)
         async with send:
             while True:
                 await self._slots.acquire()
@@ -147,10 +162,18 @@ class SqsSource:
             await self._delete([message])
             self._slots.release()
             return
-        tracker = MessageTracker(message, len(notification.objects), self._on_finished)
+        now = trio.current_time()
+        tracker = MessageTracker(
+            message,
+            len(notification.objects),
+            self._on_finished,
+            received_at=now,
+            extend_at=now + self._visibility_of(message.queue_url) / 2,
+        )
         self._inflight.add(tracker)
+        progressed = self.checkpointer.progressed if self.checkpointer else lambda _t: None
         for ref in notification.objects:
-            object_tracker = ObjectTracker(ref, tracker.object_finished)
+            object_tracker = ObjectTracker(ref, tracker.object_finished, on_progress=progressed)
             await send.send(ObjectTask(ref, queue.input, object_tracker, queue.region))
 
     async def finish(self, receive: trio.MemoryReceiveChannel[MessageTracker]) -> None:
@@ -169,6 +192,10 @@ class SqsSource:
                 await self._settle(ready)
 
     async def _settle(self, trackers: list[MessageTracker]) -> None:
+        if self.checkpointer is not None:
+            # The done marks are durable before any delete: a crash in between finds
+            # the objects done and deletes the redelivered message without re-sending.
+            await self.checkpointer.finish(o for t in trackers for o in t.finished_objects)
         deletable = []
         for tracker in trackers:
             self._inflight.discard(tracker)
@@ -225,9 +252,67 @@ class SqsSource:
                     )
                 break
 
+    async def _learn_visibility(self, queue_url: str) -> None:
+        if self._visibility_override:
+            self._visibility[queue_url] = self._visibility_override
+            return
+        try:
+            attributes = await self.sqs.attributes(queue_url, ["VisibilityTimeout"])
+            self._visibility[queue_url] = float(attributes.get("VisibilityTimeout", 30))
+        except SqsError as exc:
+            self.telemetry.warning(
+                "cannot read the queue's visibility timeout; assuming 30s",
+                queue=queue_url,
+                reason=str(exc),
+            )
+            self._visibility[queue_url] = 30.0
+
+    def _visibility_of(self, queue_url: str) -> float:
+        return self._visibility.get(queue_url, 30.0)
+
+    async def keep_visible(self) -> None:
+        """Heartbeat: extend in-flight messages at half their visibility timeout, and
+        release those held longer than ``max_hold``. Runs until cancelled."""
+        while True:
+            await trio.sleep(1 if not self._visibility else min(self._visibility.values()) / 4)
+            now = trio.current_time()
+            due = [t for t in self._inflight if t.held and now >= t.extend_at]
+            async with trio.open_nursery() as nursery:
+                for tracker in due:
+                    nursery.start_soon(self._heartbeat, tracker, now)
+
+    async def _heartbeat(self, tracker: MessageTracker, now: float) -> None:
+        message = tracker.message
+        visibility = self._visibility_of(message.queue_url)
+        if now - tracker.received_at >= self.max_hold:
+            tracker.held = False
+            self.telemetry.count("messages_released_max_hold")
+            self.telemetry.warning(
+                "message held for max_hold; released to the queue",
+                queue=message.queue_url,
+                message_id=message.message_id,
+                receive_count=message.receive_count,
+            )
+            await self._release(message)
+            return
+        tracker.extend_at = now + visibility / 2
+        try:
+            await self.sqs.change_visibility(message, int(visibility))
+        except SqsError as exc:
+            if exc.invalid_handle:
+                tracker.held = False
+            self.telemetry.warning(
+                "visibility heartbeat failed",
+                message_id=message.message_id,
+                reason=str(exc),
+                stopped=not tracker.held,
+            )
+            return
+        self.telemetry.count("messages_heartbeats")
+
     async def release_unfinished(self, timeout: float = 10.0) -> None:
         """Make every unfinished message visible again at once (shutdown)."""
-        pending = list(self._inflight)
+        pending = [t for t in self._inflight if t.held]
         self._inflight.clear()
         if not pending:
             return

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from s3lb.model import ObjectRef
-from s3lb.pipeline._acks import MessageTracker, ObjectTracker
+from s3lb.pipeline._acks import BulkItem, MessageTracker, ObjectTracker
 
 REF = ObjectRef("b", "k", "e")
+
+
+def items(tracker: ObjectTracker, *positions: int) -> list[BulkItem]:
+    return [BulkItem("i", str(p), b"{}", tracker, p, p * 10) for p in positions]
 
 
 def test_ack_counter_touching_zero_mid_object_does_not_finish_it() -> None:
     finished: list[ObjectTracker] = []
     tracker = ObjectTracker(REF, finished.append)
     tracker.add(2)
-    tracker.settle("indexed", 2)  # all sent so far are acked, but reading goes on
+    tracker.settle("indexed", items(tracker, 1, 2))  # all sent so far are acked, but reading goes on
     assert finished == [] and tracker.status == "reading"
     tracker.add(1)
     tracker.finish_reading()
     assert finished == [] and tracker.status == "acking"
-    tracker.settle("duplicate")
+    tracker.settle("duplicate", items(tracker, 3))
     assert finished == [tracker] and tracker.status == "done"
 
 
@@ -48,5 +52,5 @@ def test_a_failed_object_keeps_its_message() -> None:
     second.fail("corrupt gzip")
     assert done == [message] and not message.deletable
     # Late acks of the failed object change nothing.
-    second.settle("indexed", 5)
+    second.settle("indexed", items(second, 1, 2, 3, 4, 5))
     assert len(done) == 1

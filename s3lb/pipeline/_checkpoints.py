@@ -1,0 +1,107 @@
+"""Checkpoints of the pipeline: object watermarks written to the LMDB store.
+
+Trackers report progress (:meth:`Checkpointer.progressed`) as the sink settles their
+items; the :meth:`Checkpointer.run` task coalesces whatever advanced since its last
+commit into one durable transaction, so a burst of acknowledged bulk batches costs
+one commit, and LMDB works in a thread, off the trio loop. Final states (``done``,
+``failed``) are committed by :meth:`Checkpointer.finish` *before* a message is
+deleted: a crash between the two finds the object done and deletes without re-sending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import trio
+
+from s3lb.checkpoint import CheckpointStore, ObjectState, RecordCounts
+from s3lb.errors import CheckpointCorrupt, CheckpointError, CheckpointFull
+from s3lb.pipeline._acks import ObjectTracker
+from s3lb.telemetry import Telemetry
+
+__all__ = ["Checkpointer", "state_of"]
+
+
+def state_of(tracker: ObjectTracker) -> ObjectState:
+    """The checkpoint of ``tracker``'s object as it stands."""
+    ref, mark = tracker.ref, tracker.watermark
+    status = tracker.status
+    stored = (
+        "done"
+        if status in ("done",)
+        else "failed"
+        if status in ("failed", "gone")
+        else "in_progress"
+    )
+    counts = tracker.counts
+    return ObjectState(
+        bucket=ref.bucket,
+        key=ref.key,
+        version=ref.identity,
+        status=stored,
+        acked=mark.acked if mark is not None else 0,
+        offset=mark.offset if (mark is not None and tracker.plain) else -1,
+        total=tracker.total,
+        records=RecordCounts(
+            indexed=counts["indexed"],
+            duplicate=counts["duplicate"],
+            rejected=counts["rejected"],
+            parse_failed=counts["parse_failed"],
+        ),
+        error=tracker.failure,
+    )
+
+
+class Checkpointer:
+    """Writes watermarks as they advance and final states when objects finish."""
+
+    def __init__(self, store: CheckpointStore, telemetry: Telemetry) -> None:
+        self.store = store
+        self.telemetry = telemetry
+        self._dirty: dict[ObjectTracker, None] = {}
+        self._wake = trio.Event()
+        self._broken = False
+
+    def progressed(self, tracker: ObjectTracker) -> None:
+        """A tracker's watermark may have advanced (called from the sink, sync)."""
+        self._dirty[tracker] = None
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Commit advanced watermarks until cancelled."""
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Commit every watermark that advanced since the last commit."""
+        trackers = [t for t in self._dirty if t.watermark is not None and t.ref.identity]
+        self._dirty.clear()
+        await self._commit(state_of(t) for t in trackers if not t.finished)
+
+    async def finish(self, trackers: Iterable[ObjectTracker]) -> None:
+        """Commit the final state of finished objects (before their message goes)."""
+        await self._commit(
+            state_of(t) for t in trackers if t.watermark is not None and t.ref.identity
+        )
+
+    async def _commit(self, states: Iterable[ObjectState]) -> None:
+        batch = list(states)
+        if not batch:
+            return
+        try:
+            await self.store.commit(batch)
+        except (CheckpointFull, CheckpointCorrupt):
+            raise  # the daemon stops; the error says how to recover (bigger map, quarantine)
+        except CheckpointError as exc:
+            # Delivery goes on without checkpoints (ids stay stable: a restart re-sends and
+            # the cluster answers 409); the operator is told once, loudly.
+            self.telemetry.count("checkpoint_errors")
+            if not self._broken:
+                self._broken = True
+                self.telemetry.error(
+                    "checkpoint commit failed; continuing without", reason=str(exc)
+                )
+            return
+        self.telemetry.count("checkpoint_commits")
