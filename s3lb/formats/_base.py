@@ -60,7 +60,11 @@ class LogFormat:
 
     ``new_parser(options)`` builds the per-object parser; ``options`` is the input's
     ``log_format_options`` mapping (empty for most formats). ``splitter`` is ``None``
-    for line-framed formats.
+    for line-framed formats. ``stateful`` is true when the parser learns from earlier
+    records of the same object (a header line naming the columns: CloudFront,
+    VPC Flow Logs): a caller that skips records on resume must still pass them to
+    ``parse`` (and drop the results), or later records are mapped by the default
+    layout.
     """
 
     name: str
@@ -68,3 +72,4 @@ class LogFormat:
     splitter: Callable[[], RecordSplitter] | None = None
     description: str = ""
     validate_options: Callable[[Mapping[str, Any]], None] = field(default=lambda _o: None)
+    stateful: bool = False

@@ -189,6 +189,11 @@ class QuotedTokenizer:
         self._max_shapes = max_shapes
         self._shapes: list[re.Pattern[str]] = []
 
+    @property
+    def current(self) -> re.Pattern[str] | None:
+        """The most recently used shape's regex: callers may try it inline first."""
+        return self._shapes[0] if self._shapes else None
+
     def split(self, line: str) -> Sequence[str]:
         """Return the tokens of ``line``."""
         shapes = self._shapes

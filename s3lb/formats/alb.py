@@ -75,7 +75,10 @@ class AlbParser:
             line = raw.decode()
         except UnicodeDecodeError:
             line = raw.decode("utf-8", "replace")
-        t = _tokenizer.split(line)
+        # The lines of one object share a shape: try its regex before anything else.
+        shape = _tokenizer.current
+        m = shape.match(line) if shape is not None else None
+        t = m.groups() if m is not None else _tokenizer.split(line)
         n = len(t)
         if n < MIN_FIELDS:
             if not t:

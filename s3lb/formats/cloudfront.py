@@ -238,4 +238,5 @@ FORMAT = LogFormat(
     name="cloudfront",
     new_parser=_new_parser,
     description="CloudFront standard (legacy) access logs, tab-separated with #Fields",
+    stateful=True,
 )

@@ -153,4 +153,5 @@ FORMAT = LogFormat(
     name="vpcflow",
     new_parser=_new_parser,
     description="VPC Flow Logs (text, header line names the fields)",
+    stateful=True,
 )

@@ -123,3 +123,15 @@ def test_formats_do_no_io_and_no_async() -> None:
                     pytest.fail(f"{path.name} opens a file")
                 continue
             assert not roots & banned, (path.name, roots & banned)
+
+
+def test_header_driven_formats_are_marked_stateful() -> None:
+    """CloudFront and VPC Flow Logs learn their columns from a header line: a caller
+    resuming mid-object must still feed the skipped records to parse()."""
+    assert {n for n, f in FORMATS.items() if f.stateful} == {"cloudfront", "vpcflow"}
+    parser = get_format("vpcflow").new_parser({})
+    header, record = b"start srcaddr action", b"1418530010 10.0.0.1 ACCEPT"
+    assert parser.parse(header) is None
+    assert parser.parse(record)["srcaddr"] == "10.0.0.1"
+    with pytest.raises(ParseError):
+        get_format("vpcflow").new_parser({}).parse(record)  # no header: default layout
