@@ -23,7 +23,6 @@ __all__ = [
     "UINT32",
     "UINT64",
     "QuotedTokenizer",
-    "decode_line",
     "deep_url_decode",
     "split_host_port",
     "split_quoted",
@@ -40,14 +39,6 @@ INT64 = (-(2**63), 2**63 - 1)
 UINT16 = (0, 2**16 - 1)
 UINT32 = (0, 2**32 - 1)
 UINT64 = (0, 2**64 - 1)
-
-
-def decode_line(raw: bytes) -> str:
-    """Decode one record as UTF-8; invalid bytes become U+FFFD instead of failing."""
-    try:
-        return raw.decode()
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", "replace")
 
 
 def to_int(value: str, name: str, bounds: tuple[int, int] = INT64) -> int:

@@ -15,8 +15,8 @@ from typing import Any, final
 from s3lb.formats._base import Document, LogFormat, ParseError
 from s3lb.formats._fields import (
     INT16,
+    QuotedTokenizer,
     split_host_port,
-    split_quoted,
     split_request,
     to_float,
     to_int,
@@ -27,6 +27,7 @@ __all__ = ["CLB_ALIAS", "FORMAT", "ElbParser"]
 
 # Through the request line; user_agent and the ssl fields came later (2014–2015).
 MIN_FIELDS = 12
+_tokenizer = QuotedTokenizer()
 
 
 @final
@@ -41,7 +42,7 @@ class ElbParser:
             line = raw.decode()
         except UnicodeDecodeError:
             line = raw.decode("utf-8", "replace")
-        t = split_quoted(line)
+        t = _tokenizer.split(line)
         n = len(t)
         if n < MIN_FIELDS:
             if not t:
