@@ -1,8 +1,13 @@
-"""``s3lb run``: the pipeline under signal handling.
+"""``s3lb run``: the pipeline under signal handling, systemd notification and metrics.
 
 SIGTERM or SIGINT stops receiving at once and lets in-flight work drain for up to
 ``shutdown_timeout``; a second signal cancels the drain (what is unfinished is
 released to the queue either way). The exit status is 0 after a signal.
+
+Under systemd (``Type=notify``) the daemon sends ``READY=1`` once its pollers run,
+``STOPPING=1`` when the drain begins, ``WATCHDOG=1`` at half of ``WatchdogSec`` from
+the event loop itself, and a ``STATUS=`` line every ``stats_interval``. With
+``metrics.listen`` set, a Prometheus endpoint is served before polling starts.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import trio
 
 from s3lb.aws._session import AwsSession
 from s3lb.config import Config
+from s3lb.errors import ConfigError
 from s3lb.pipeline._wiring import run_pipeline
+from s3lb.systemd import Notifier, run_watchdog
 from s3lb.telemetry import Telemetry
 
 __all__ = ["serve"]
@@ -27,15 +34,50 @@ async def serve(
     stop: trio.Event | None = None,
     on_ready: Callable[[], None] = lambda: None,
     session: AwsSession | None = None,
+    notifier: Notifier | None = None,
 ) -> int:
-    """Run the daemon until a signal (or ``stop``) ends it; return the exit status."""
+    """Run the daemon until a signal (or ``stop``) ends it; return the exit status.
+
+    ``notifier`` defaults to one reading ``NOTIFY_SOCKET`` from the environment.
+    Raises ConfigError when the metrics address cannot be bound.
+    """
     stop = trio.Event() if stop is None else stop
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_watch_signals, stop, nursery.cancel_scope, telemetry)
-        await run_pipeline(config, telemetry, stop, on_ready, session=session)
-        nursery.cancel_scope.cancel()
+    notifier = Notifier() if notifier is None else notifier
+
+    def ready() -> None:
+        notifier.ready(status=_status(telemetry, stopping=False))
+        on_ready()
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch_signals, stop, nursery.cancel_scope, telemetry)
+            nursery.start_soon(run_watchdog, notifier)
+            nursery.start_soon(_announce_stop, stop, notifier, telemetry)
+            if notifier.enabled:
+                nursery.start_soon(
+                    _report_status, notifier, telemetry, stop, config.settings.stats_interval
+                )
+            if config.metrics.listen:
+                await _start_metrics(nursery, telemetry, config.metrics.listen)
+            await run_pipeline(config, telemetry, stop, ready, session=session)
+            nursery.cancel_scope.cancel()
+    finally:
+        notifier.close()
     telemetry.info("s3lb stopped")
     return 0
+
+
+async def _start_metrics(nursery: trio.Nursery, telemetry: Telemetry, listen: str) -> None:
+    from s3lb.metrics import serve_metrics
+
+    try:
+        host, port = await nursery.start(serve_metrics, telemetry, listen)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {listen}: {exc.strerror or exc}", "metrics.listen"
+        ) from None
+    shown = f"[{host}]" if ":" in host else host
+    telemetry.info("metrics endpoint listening", url=f"http://{shown}:{port}/metrics")
 
 
 async def _watch_signals(stop: trio.Event, scope: trio.CancelScope, telemetry: Telemetry) -> None:
@@ -48,3 +90,28 @@ async def _watch_signals(stop: trio.Event, scope: trio.CancelScope, telemetry: T
             else:
                 telemetry.warning("second signal; exiting without waiting", signal=name)
                 scope.cancel()
+
+
+async def _announce_stop(stop: trio.Event, notifier: Notifier, telemetry: Telemetry) -> None:
+    """``STOPPING=1`` as soon as the drain begins, whatever set ``stop``."""
+    await stop.wait()
+    notifier.stopping(status=_status(telemetry, stopping=True))
+
+
+async def _report_status(
+    notifier: Notifier, telemetry: Telemetry, stop: trio.Event, interval: float
+) -> None:
+    while True:
+        await trio.sleep(max(interval, 1.0))
+        notifier.status(_status(telemetry, stopping=stop.is_set()))
+
+
+def _status(telemetry: Telemetry, *, stopping: bool) -> str:
+    """The one line ``systemctl status`` shows."""
+    c = telemetry.counters
+    in_flight = int(telemetry.gauges().get("messages_in_flight", 0))
+    state = "draining" if stopping else "polling"
+    return (
+        f"{state}: {c['events_indexed']} events indexed, {c['messages_deleted']} messages"
+        f" deleted, {in_flight} in flight, {c['objects_failed']} objects failed"
+    )
