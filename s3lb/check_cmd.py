@@ -1,0 +1,367 @@
+"""``s3lb check``: validate the configuration, then reach what ``s3lb run`` will use.
+
+One line per check on stdout, ``ok``, ``warn`` or ``FAIL``, saying what was checked and
+what was found:
+
+- the configuration (and its warnings);
+- AWS credentials (where they come from) and whose they are (STS GetCallerIdentity);
+- each queue: GetQueueAttributes (messages waiting, visibility timeout, redrive policy);
+- each bucket the configuration names (``type: s3`` inputs): a one-key ListObjectsV2;
+- the output: ``GET /`` on every cluster host, or the output file's directory;
+- the state directory, and the metrics address.
+
+Nothing is changed: no message is received, no document written. The exit status is
+0 when nothing failed, 1 when a check failed, 2 when the configuration is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import re
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+import botocore.session
+import httpx
+import msgspec
+import trio
+
+from s3lb.aws._session import AwsSession
+from s3lb.aws.sqs import SqsClient, SqsError
+from s3lb.config import Config, ElasticsearchOutput, FileOutput, load
+from s3lb.errors import ConfigError
+
+__all__ = ["Check", "add_parser", "run_checks"]
+
+Status = Literal["ok", "warn", "FAIL"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """The outcome of one check."""
+
+    status: Status
+    what: str
+    detail: str
+
+    def line(self) -> str:
+        """``ok    queue https://…: 3 visible, …``"""
+        return f"{self.status:<5} {self.what}: {self.detail}"
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``check`` on the CLI's subcommands."""
+    parser = commands.add_parser(
+        "check",
+        help="validate the configuration and reach the queues, buckets and cluster",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-c", "--config", default="s3lb.yml", help="configuration file")
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds allowed to each check (default 10)"
+    )
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    out = sys.stdout
+    try:
+        config, warnings = load(args.config)
+    except ConfigError as exc:
+        print(Check("FAIL", "configuration", str(exc)).line(), file=out)
+        print("s3lb check: the configuration is invalid", file=out)
+        return 2
+    checks = [Check("ok", "configuration", _describe(config, args.config))]
+    checks += [Check("warn", "configuration", w) for w in warnings]
+    checks += trio.run(run_checks, config, args.timeout)
+    for check in checks:
+        print(check.line(), file=out)
+    failed = sum(c.status == "FAIL" for c in checks)
+    if failed:
+        print(f"s3lb check: {failed} of {len(checks)} checks failed", file=out)
+        return 1
+    print(f"s3lb check: all {len(checks)} checks passed", file=out)
+    return 0
+
+
+def _describe(config: Config, path: str) -> str:
+    queues, buckets = len(_queues(config)), len(_buckets(config))
+    output = "elasticsearch" if isinstance(config.sink, ElasticsearchOutput) else "file"
+    return f"{path} is valid ({_n(queues, 'queue')}, {_n(buckets, 'bucket')}, output {output})"
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+async def run_checks(config: Config, timeout: float = 10.0) -> list[Check]:
+    """Run every check concurrently; return their outcomes in a stable order."""
+    session = AwsSession(config.aws.region, config.aws.profile)
+    Probe = Callable[[httpx.AsyncClient], Awaitable[Check]]
+    jobs: list[tuple[str, Probe]] = [
+        ("aws credentials", lambda http: _credentials(config, session, http))
+    ]
+    jobs += [(f"queue {u}", lambda http, u=u: _queue(session, http, u)) for u in _queues(config)]
+    jobs += [(f"bucket {b}", lambda http, b=b: _bucket(session, http, b)) for b in _buckets(config)]
+    sink = config.sink
+    if isinstance(sink, ElasticsearchOutput):
+        jobs += [
+            (f"cluster {u}", lambda http, u=u: _cluster(sink, u, timeout)) for u in sink.host_urls()
+        ]
+    results: list[Check] = [Check("FAIL", what, "not run") for what, _ in jobs]
+
+    async def run(i: int, http: httpx.AsyncClient) -> None:
+        what, probe = jobs[i]
+        try:
+            with trio.fail_after(timeout):
+                results[i] = await probe(http)
+        except trio.TooSlowError:
+            results[i] = Check("FAIL", what, f"no answer within {timeout:g}s")
+        except ConfigError as exc:  # no region, no credentials…
+            results[i] = Check("FAIL", what, str(exc))
+
+    client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=timeout))
+    async with client as http, trio.open_nursery() as nursery:
+        for i in range(len(jobs)):
+            nursery.start_soon(run, i, http)
+    if isinstance(sink, FileOutput):
+        results.append(_file_output(sink))
+    results.append(_state_dir(config.settings.state_dir))
+    if config.metrics.listen:
+        results.append(_metrics(config.metrics.listen))
+    return results
+
+
+def _queues(config: Config) -> list[str]:
+    return [u for i in config.settings.inputs if i.type == "sqs" for u in i.queues_url]
+
+
+def _buckets(config: Config) -> list[str]:
+    return [b for i in config.settings.inputs if i.type == "s3" for b in i.buckets]
+
+
+# -- AWS -------------------------------------------------------------------------------
+
+
+async def _credentials(config: Config, session: AwsSession, http: httpx.AsyncClient) -> Check:
+    """Where the credentials come from, and whose they are (STS GetCallerIdentity)."""
+    what = "aws credentials"
+    chain = botocore.session.get_session()
+    if config.aws.profile:
+        chain.set_config_variable("profile", config.aws.profile)
+    try:
+        credentials = await trio.to_thread.run_sync(chain.get_credentials)
+    except Exception as exc:  # botocore raises many kinds (unknown profile, expired SSO…)
+        return Check("FAIL", what, f"{type(exc).__name__}: {exc}")
+    if credentials is None:
+        return Check(
+            "FAIL", what, "none found (environment, shared files, SSO, container or instance role)"
+        )
+    found = f"from {credentials.method}"
+    region = session.default_region or "us-east-1"
+    url = session.endpoint("sts", region) + "/"
+    body = b"Action=GetCallerIdentity&Version=2011-06-15"
+    headers = await session.sign(
+        "POST",
+        url,
+        service="sts",
+        region=region,
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+        body=body,
+    )
+    try:
+        response = await http.post(url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return Check("warn", what, f"{found}; STS unreachable ({type(exc).__name__})")
+    arn = re.search(rb"<Arn>([^<]+)</Arn>", response.content)
+    if response.status_code == 200 and arn:
+        return Check("ok", what, f"{found}: {arn.group(1).decode()}")
+    code = _XML_CODE.search(response.content)
+    reason = code.group(1).decode() if code else f"HTTP {response.status_code}"
+    if reason in _AUTH_CODES:
+        return Check("FAIL", what, f"{found}, refused by AWS: {_AUTH_CODES[reason]} ({reason})")
+    return Check("warn", what, f"{found}; STS GetCallerIdentity answered {reason}")
+
+
+_XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
+_AUTH_CODES = {
+    "InvalidClientTokenId": "the access key is not valid",
+    "SignatureDoesNotMatch": "the secret key does not match the access key",
+    "ExpiredToken": "the session token has expired",
+}
+
+_QUEUE_HINTS = {
+    "NonExistentQueue": "no such queue: check the URL (account id, region, name)",
+    "QueueDoesNotExist": "no such queue: check the URL (account id, region, name)",
+    "AccessDenied": "access denied: the IAM policy needs sqs:GetQueueAttributes, "
+    "sqs:ReceiveMessage, sqs:DeleteMessage and sqs:ChangeMessageVisibility on this queue",
+    **_AUTH_CODES,
+}
+
+
+async def _queue(session: AwsSession, http: httpx.AsyncClient, url: str) -> Check:
+    what = f"queue {url}"
+    if urlsplit(url).scheme not in ("http", "https"):
+        return Check(
+            "FAIL", what, "not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+        )
+    try:
+        attributes = await SqsClient(session, http).attributes(url)
+    except SqsError as exc:
+        code = exc.code.rsplit(".", 1)[-1]
+        hint = _QUEUE_HINTS.get(code)
+        return Check("FAIL", what, f"{hint} ({exc.code})" if hint else str(exc))
+    visible = attributes.get("ApproximateNumberOfMessages", "?")
+    in_flight = attributes.get("ApproximateNumberOfMessagesNotVisible", "?")
+    detail = (
+        f"{visible} waiting, {in_flight} in flight, "
+        f"visibility timeout {attributes.get('VisibilityTimeout', '?')}s"
+    )
+    redrive = attributes.get("RedrivePolicy")
+    if not redrive:
+        return Check(
+            "warn",
+            what,
+            detail + "; no redrive policy: a message s3lb cannot finish is retried forever "
+            "(set a dead-letter queue with maxReceiveCount)",
+        )
+    try:
+        policy = msgspec.json.decode(redrive)
+        target = str(policy.get("deadLetterTargetArn", "?")).rsplit(":", 1)[-1]
+        receives = policy.get("maxReceiveCount", "?")
+        detail += f"; dead-letter queue {target} after {receives} receives"
+    except (msgspec.DecodeError, AttributeError):
+        detail += "; redrive policy set"
+    return Check("ok", what, detail)
+
+
+_DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+_S3_HINTS = {
+    "NoSuchBucket": "no such bucket",
+    "AccessDenied": "access denied: the IAM policy needs s3:ListBucket on the bucket and "
+    "s3:GetObject on its objects",
+    "AllAccessDisabled": "all access to this bucket is disabled",
+    "InvalidAccessKeyId": "the access key is not valid",
+    "SignatureDoesNotMatch": "the secret key does not match the access key",
+    "ExpiredToken": "the session token has expired",
+}
+
+
+async def _bucket(session: AwsSession, http: httpx.AsyncClient, bucket: str) -> Check:
+    what = f"bucket {bucket}"
+    region = session.default_region or "us-east-1"
+    for _attempt in range(2):
+        endpoint = session.endpoint("s3", region)
+        if session.has_custom_endpoint("s3", region) or not _DNS_BUCKET.match(bucket):
+            url = f"{endpoint}/{quote(bucket, safe='')}?list-type=2&max-keys=1"
+        else:
+            scheme, host = endpoint.split("://", 1)
+            url = f"{scheme}://{bucket}.{host}/?list-type=2&max-keys=1"
+        headers = await session.sign("GET", url, service="s3", region=region)
+        try:
+            response = await http.get(url, headers=headers)
+        except httpx.HTTPError as exc:
+            return Check("FAIL", what, f"S3 unreachable: {type(exc).__name__}: {exc}")
+        moved = response.headers.get("x-amz-bucket-region")
+        if response.status_code in (301, 307, 400) and moved and moved != region:
+            region = moved
+            continue
+        break
+    if response.status_code == 200:
+        return Check("ok", what, f"listable (region {region})")
+    match = _XML_CODE.search(response.content)
+    code = match.group(1).decode() if match else f"HTTP {response.status_code}"
+    hint = _S3_HINTS.get(code)
+    return Check("FAIL", what, f"{hint} ({code})" if hint else f"S3 answered {code}")
+
+
+# -- output ----------------------------------------------------------------------------
+
+
+def _auth_headers(output: ElasticsearchOutput) -> dict[str, str]:
+    headers = dict(output.headers)
+    if output.api_key:
+        headers["Authorization"] = "ApiKey " + output.api_key
+    elif output.username:
+        token = base64.b64encode(f"{output.username}:{output.password}".encode()).decode()
+        headers["Authorization"] = "Basic " + token
+    return headers
+
+
+async def _cluster(output: ElasticsearchOutput, url: str, timeout: float) -> Check:
+    what = f"cluster {url}"
+    try:
+        async with httpx.AsyncClient(
+            headers=_auth_headers(output), timeout=httpx.Timeout(timeout, connect=timeout)
+        ) as client:
+            response = await client.get(url + "/")
+    except httpx.HTTPError as exc:
+        return Check("FAIL", what, f"unreachable: {type(exc).__name__}: {exc}")
+    if response.status_code == 401:
+        return Check("FAIL", what, "credentials refused (HTTP 401): check username/password")
+    if response.status_code == 403:
+        return Check(
+            "warn",
+            what,
+            "reachable, but GET / is forbidden (HTTP 403): the user may lack the cluster "
+            "monitor privilege; indexing may still be allowed",
+        )
+    if response.status_code != 200:
+        return Check("FAIL", what, f"HTTP {response.status_code}: {response.text[:200]}")
+    try:
+        info = msgspec.json.decode(response.content)
+        version = info.get("version", {})
+        product = "OpenSearch" if version.get("distribution") == "opensearch" else "Elasticsearch"
+        name = info.get("cluster_name", "?")
+        detail = f"{product} {version.get('number', '?')}, cluster {name}"
+    except (msgspec.DecodeError, AttributeError):
+        return Check("warn", what, "reachable, but GET / did not answer like a cluster")
+    return Check("ok", what, detail)
+
+
+def _file_output(output: FileOutput) -> Check:
+    target = output.target()
+    what = f"output file {target}"
+    if target == "-":
+        return Check("ok", "output", "NDJSON on stdout")
+    return _writable(Path(target).parent, what, "its directory")
+
+
+def _state_dir(path: str) -> Check:
+    return _writable(Path(path), f"state_dir {path}", "it")
+
+
+def _writable(directory: Path, what: str, name: str) -> Check:
+    if directory.is_dir():
+        if os.access(directory, os.W_OK | os.X_OK):
+            return Check("ok", what, "writable")
+        return Check("FAIL", what, f"{name} is not writable by this user")
+    parent = next((p for p in directory.parents if p.exists()), Path("/"))
+    if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+        return Check("ok", what, f"will be created under {parent}")
+    return Check("FAIL", what, f"{name} does not exist and {parent} is not writable")
+
+
+def _metrics(listen: str) -> Check:
+    from s3lb.metrics import parse_listen
+
+    what = f"metrics {listen}"
+    host, port = parse_listen(listen)
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        return Check("warn", what, f"cannot listen now: {exc.strerror or exc} (s3lb running?)")
+    return Check("ok", what, "free to listen on")

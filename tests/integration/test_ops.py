@@ -1,0 +1,233 @@
+"""Operating ``s3lb run`` end to end: systemd's notify protocol on a real socket, the
+Prometheus endpoint scraped during a run, ``s3lb check`` against moto and a dead
+cluster, and the unit file as ``systemd-analyze verify`` sees it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import Aws, Daemon, wait_until
+from tests.fakes.fake_es import FakeEs
+from tests.paths import REPO, SHARED
+
+pytestmark = pytest.mark.slow
+
+ALB = (SHARED / "seed-samples" / "alb.log").read_bytes()
+ALB_LINES = ALB.count(b"\n") + 1  # the sample has no final newline
+UNIT = REPO / "contrib" / "systemd" / "s3lb.service"
+
+
+def config(queue_urls: list[str], es_url: str, extra: str = "") -> str:
+    return f"""
+s3lb:
+  state_dir: ./state-test
+  shutdown_timeout: 5s
+  wait_time: 1s
+  inputs:
+    - type: sqs
+      queues_url: {json.dumps(queue_urls)}
+      log_format: alb
+      poll_frequency: 100ms
+output.elasticsearch:
+  hosts: ["{es_url}"]
+  index: "alb-%{{+yyyy.MM.dd}}"
+  flush_interval: 200ms
+  backoff.init: 200ms
+  backoff.max: 1s
+{extra}"""
+
+
+def quiet_queue(aws: Aws) -> tuple[str, str]:
+    """A queue notified by a new bucket, with the bucket's TestEvent already gone."""
+    queue = aws.queue()
+    bucket = aws.bucket(queue)
+    wait_until(lambda: aws.counts(queue)[0] == 1, 10, "the TestEvent")
+    aws.sqs.purge_queue(QueueUrl=queue)
+    return queue, bucket
+
+
+@pytest.fixture
+def notify_socket() -> Iterator[tuple[str, socket.socket]]:
+    """A unix datagram socket for NOTIFY_SOCKET (short path: sun_path holds 108 bytes)."""
+    with tempfile.TemporaryDirectory(prefix="s3lb-") as directory:
+        path = os.path.join(directory, "notify")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.bind(path)
+            sock.settimeout(30)
+            yield path, sock
+
+
+def next_state(sock: socket.socket, skip: str = "WATCHDOG=1") -> str:
+    """The next notification that is not a watchdog ping or a bare status."""
+    while True:
+        message = sock.recv(4096).decode()
+        if message != skip and not message.startswith("STATUS="):
+            return message
+
+
+def test_run_notifies_systemd_ready_then_stopping_after_sigterm_then_exits_cleanly(
+    aws: Aws,
+    fake_es: FakeEs,
+    daemon: Callable[..., Daemon],
+    notify_socket: tuple[str, socket.socket],
+) -> None:
+    path, sock = notify_socket
+    queue, _ = quiet_queue(aws)
+    run = daemon(
+        config([queue], fake_es.url),
+        env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"},  # pings every 0.2 s
+    )
+    ready = next_state(sock)
+    assert ready.startswith("READY=1\nSTATUS=polling: "), ready
+    assert sock.recv(4096) == b"WATCHDOG=1"  # the loop keeps pinging while it polls
+    assert run.process.poll() is None
+    run.process.send_signal(__import__("signal").SIGTERM)
+    stopping = next_state(sock)
+    assert stopping.startswith("STOPPING=1\nSTATUS=draining: "), stopping
+    assert run.stop() == 0, run.log
+    assert "s3lb stopped" in run.log
+
+
+def scrape(url: str) -> dict[str, float]:
+    """One scrape of ``url``: unlabelled samples by name."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.labels
+    }
+
+
+def test_metrics_scraped_during_a_run_count_what_was_indexed_and_deleted(
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+) -> None:
+    queue, bucket = quiet_queue(aws)
+    objects = 3
+    for i in range(objects):
+        aws.put(bucket, f"prod-web/{i}.log.gz", ALB, compress=True)
+    run = daemon(config([queue], fake_es.url, "metrics.listen: 127.0.0.1:0\n"))
+    match = re.search(r"metrics endpoint listening url=(\S+)", run.log)
+    assert match, run.log
+    url = match.group(1)
+
+    wait_until(lambda: len(fake_es.docs) == objects * ALB_LINES, 30, "every document")
+    wait_until(lambda: aws.counts(queue) == (0, 0), 30, "the queue to empty")
+    wait_until(
+        lambda: scrape(url)["s3lb_messages_deleted_total"] == objects, 10, "the deletes counted"
+    )
+    metrics = scrape(url)  # still running: the endpoint lives in the daemon's loop
+    assert run.process.poll() is None
+    assert metrics["s3lb_events_indexed_total"] == len(fake_es.docs) == objects * ALB_LINES
+    assert metrics["s3lb_messages_received_total"] == objects
+    assert metrics["s3lb_messages_deleted_total"] == objects
+    assert metrics["s3lb_objects_started_total"] == objects
+    assert metrics["s3lb_objects_done_total"] == objects
+    assert metrics["s3lb_events_duplicate_total"] == 0
+    assert metrics["s3lb_events_rejected_total"] == 0
+    assert metrics["s3lb_objects_failed_total"] == 0
+    bulk_requests = metrics["s3lb_bulk_requests_total"]
+    assert 1 <= bulk_requests == sum(r.path.endswith("_bulk") for r in fake_es.requests)
+    assert metrics["process_resident_memory_bytes"] > 0
+    assert run.stop() == 0, run.log
+
+
+def check(config_text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "check.yml"
+    path.write_text(config_text)
+    return subprocess.run(
+        [sys.executable, "-m", "s3lb", "check", "-c", str(path), "--timeout", "10"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_check_names_a_wrong_queue_url_and_an_unreachable_cluster_and_fails(
+    aws: Aws, tmp_path: Path
+) -> None:
+    good = aws.queue()
+    wrong = good.rsplit("/", 1)[0] + "/no-such-queue"
+    dead_cluster = f"http://127.0.0.1:{free_port()}"
+    result = check(config([good, wrong], dead_cluster), tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("ok    configuration: ") for line in lines), lines
+    assert f"FAIL  queue {wrong}: no such queue: check the URL" in result.stdout
+    assert f"FAIL  cluster {dead_cluster}: unreachable: ConnectError" in result.stdout
+    # the good queue has no redrive policy: a warning, not a failure
+    assert f"warn  queue {good}: 0 waiting, 0 in flight" in result.stdout
+    assert "no redrive policy" in result.stdout
+    assert lines[-1] == f"s3lb check: 2 of {len(lines) - 1} checks failed"
+
+
+def test_check_passes_when_queues_buckets_and_cluster_answer(
+    aws: Aws, fake_es: FakeEs, tmp_path: Path
+) -> None:
+    dlq = aws.queue()
+    queue = aws.queue(
+        RedrivePolicy=json.dumps({"deadLetterTargetArn": aws.queue_arn(dlq), "maxReceiveCount": 5})
+    )
+    bucket = aws.bucket()
+    text = config([queue], fake_es.url) + f"metrics.listen: 127.0.0.1:{free_port()}\n"
+    text = text.replace(
+        "output.elasticsearch:", f"    - type: s3\n      buckets: [{bucket}]\noutput.elasticsearch:"
+    )
+    result = check(text, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "ok    aws credentials: from env: arn:aws:" in out
+    assert f"ok    queue {queue}: 0 waiting, 0 in flight, visibility timeout 30s;" in out
+    assert f"dead-letter queue {aws.queue_arn(dlq).rsplit(':', 1)[1]} after 5 receives" in out
+    assert f"ok    bucket {bucket}: listable" in out
+    assert f"ok    cluster {fake_es.url}: " in out
+    assert "ok    state_dir ./state-test: will be created" in out
+    assert out.splitlines()[-1].startswith("s3lb check: all ")
+
+
+def test_check_reports_an_invalid_configuration_with_its_key_and_exit_2(tmp_path: Path) -> None:
+    result = check("s3lb.wait_time: 1m\noutput.file.path: '-'\n", tmp_path)
+    assert result.returncode == 2
+    assert result.stdout.startswith("FAIL  configuration: s3lb.wait_time: ")
+
+
+def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    """The unit as shipped, with ExecStart= pointing at this environment's s3lb (verify
+    requires the program to exist; the unit names the documented /opt/s3lb venv)."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("systemd-analyze is missing in CI: apt-get install systemd")
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
+    program = Path(sys.executable).parent / "s3lb"
+    assert program.exists(), "the s3lb console script of this environment"
+    text = UNIT.read_text()
+    assert "ExecStart=/opt/s3lb/bin/s3lb run -c /etc/s3lb/s3lb.yml" in text
+    unit = tmp_path / "s3lb.service"
+    unit.write_text(text.replace("/opt/s3lb/bin/s3lb", str(program)))
+    result = subprocess.run(
+        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", result.stderr  # no warnings either
