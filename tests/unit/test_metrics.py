@@ -16,6 +16,7 @@ from s3lb.config import loads
 from s3lb.errors import ConfigError
 from s3lb.metrics import make_registry, parse_listen, serve_metrics
 from s3lb.telemetry import COUNTERS, GAUGES, HISTOGRAMS, Histogram, Telemetry
+from tests.paths import REPO
 
 
 def samples(telemetry: Telemetry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -195,3 +196,10 @@ async def test_an_address_in_use_raises_oserror_from_start() -> None:
         with pytest.raises(OSError):
             await nursery.start(serve_metrics, Telemetry(), f"127.0.0.1:{port}")
         nursery.cancel_scope.cancel()
+
+
+def test_the_readme_lists_every_documented_metric() -> None:
+    readme = (REPO / "README.md").read_text()
+    missing = [f"s3lb_{n}_total" for n in COUNTERS if f"`s3lb_{n}_total`" not in readme]
+    missing += [f"s3lb_{n}" for n in (*GAUGES, *HISTOGRAMS) if f"`s3lb_{n}`" not in readme]
+    assert missing == []

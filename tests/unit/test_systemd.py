@@ -149,4 +149,4 @@ def test_the_example_configuration_next_to_the_unit_is_valid_and_warns_of_nothin
     assert config.metrics.listen == "127.0.0.1:9108"
     unit = (REPO / "contrib" / "systemd" / "s3lb.service").read_text()
     stop_timeout = int(unit.split("TimeoutStopSec=")[1].split("s")[0])
-    assert stop_timeout >= config.settings.shutdown_timeout + 20
+    assert stop_timeout >= config.settings.shutdown_timeout + 45
