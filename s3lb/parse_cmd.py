@@ -17,7 +17,7 @@ import msgspec
 
 from s3lb.errors import ObjectCorrupt
 from s3lb.formats import FORMATS, ParseError
-from s3lb.parsing import ObjectParser, ParseFailure, UnknownFormat
+from s3lb.parsing import ObjectCutter, ObjectParser, ParseFailure, UnknownFormat
 from s3lb.reader import DEFAULT_MAX_LINE_BYTES, Decompressor
 
 __all__ = ["add_parser", "parse_stream"]
@@ -92,7 +92,7 @@ def parse_stream(source: BinaryIO, parser: ObjectParser, out: BinaryIO, err: Any
     ``err``; return how many records failed."""
     encoder = msgspec.json.Encoder()
     decompressor = Decompressor()
-    cutter = parser.new_cutter()
+    cutter = ObjectCutter(parser)
     failures = 0
 
     def emit(records: Any) -> None:

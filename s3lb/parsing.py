@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from s3lb.formats import ParseError, detect_format, get_format, sniff_format
 from s3lb.formats._base import Document, LogFormat, RecordParser
 from s3lb.reader import DEFAULT_MAX_LINE_BYTES, LineCutter, RawRecord, SplitterCutter
 
-__all__ = ["ObjectParser", "ParseFailure", "UnknownFormat"]
+__all__ = ["ObjectCutter", "ObjectParser", "ParseFailure", "UnknownFormat"]
 
 log = logging.getLogger("s3lb")
 
@@ -70,9 +70,30 @@ class ObjectParser:
         self.extra.update(extra_fields or {})
 
     @property
-    def line_framed(self) -> bool:
-        """True unless the format cuts its own records (CloudTrail)."""
-        return self.format is None or self.format.splitter is None
+    def rangeable(self) -> bool:
+        """True if reading may start mid-object: line framing and no header state."""
+        fmt = self.format
+        return fmt is not None and fmt.splitter is None and not fmt.stateful
+
+    def observe(self, record: RawRecord) -> None:
+        """Show a stateful parser a record that was already shipped (a resume skips
+        it): its header lines set the layout of the records that follow."""
+        if self.format is not None and self.format.stateful:
+            self.parse(record)
+
+    def choose_format(self, head: bytes) -> None:
+        """Settle ``auto`` from the first bytes of the text when the key did not tell;
+        before cutting, since the format decides how records are framed (a CloudTrail
+        file is one long JSON document). Raises UnknownFormat."""
+        if self.format is not None:
+            return
+        name = sniff_format(head)
+        if name is None:
+            raise UnknownFormat(
+                "log_format is auto and neither the key nor the first line tells the "
+                "format; set log_format"
+            )
+        self.format = _format(name)
 
     def new_cutter(
         self, first_position: int = 1, first_offset: int = 0
@@ -107,12 +128,57 @@ class ObjectParser:
         if self.format is None:
             if not first.strip():
                 return None
-            name = sniff_format(first)
-            if name is None:
-                raise UnknownFormat(
-                    "log_format is auto and neither the key nor the first line tells the "
-                    "format; set log_format"
-                )
-            self.format = _format(name)
+            self.choose_format(first)
+        assert self.format is not None
         self._parser = self.format.new_parser(self.options)
         return self._parser
+
+
+class ObjectCutter:
+    """Cuts one object's text into records with the parser's framing, first holding
+    back the head of the text until ``auto`` has picked the format."""
+
+    #: Enough to see a first line (or the start of a JSON document).
+    HEAD = 4096
+
+    def __init__(
+        self, parser: ObjectParser, first_position: int = 1, first_offset: int = 0
+    ) -> None:
+        self.parser = parser
+        self._start = (first_position, first_offset)
+        self._head = b""
+        self._cutter: LineCutter | SplitterCutter | None = None
+
+    @property
+    def next_position(self) -> int:
+        """Position of the first record not yet yielded."""
+        return self._cutter.next_position if self._cutter else self._start[0]
+
+    @property
+    def next_offset(self) -> int:
+        """Byte offset just past the last record yielded."""
+        return self._cutter.next_offset if self._cutter else self._start[1]
+
+    def feed(self, text: bytes) -> Iterable[RawRecord]:
+        """Records completed by ``text``."""
+        if self._cutter is None:
+            self._head += text
+            undecided = self.parser.format is None
+            if undecided and len(self._head) < self.HEAD and b"\n" not in self._head.lstrip():
+                return ()
+            text, self._head = self._head, b""
+            self._cutter = self._open(text)
+        return self._cutter.feed(text)
+
+    def close(self) -> Iterable[RawRecord]:
+        """End of text: the remaining records (ParseError if a document is incomplete)."""
+        if self._cutter is None:
+            text, self._head = self._head, b""
+            self._cutter = self._open(text)
+            return [*self._cutter.feed(text), *self._cutter.close()]
+        return self._cutter.close()
+
+    def _open(self, head: bytes) -> LineCutter | SplitterCutter:
+        if head.strip():
+            self.parser.choose_format(head)
+        return self.parser.new_cutter(*self._start)

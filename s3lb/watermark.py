@@ -56,6 +56,17 @@ class Watermark:
         """How many positions are acknowledged beyond the first gap."""
         return len(self._pending)
 
+    def beyond(self) -> list[tuple[int, int]]:
+        """Positions acknowledged beyond the first gap, as inclusive ``(first, last)``
+        ranges in order."""
+        ranges: list[tuple[int, int]] = []
+        for position in sorted(self._pending):
+            if ranges and ranges[-1][1] == position - 1:
+                ranges[-1] = (ranges[-1][0], position)
+            else:
+                ranges.append((position, position))
+        return ranges
+
     def is_acked(self, position: int) -> bool:
         """True if ``position`` was acknowledged (in the prefix or beyond a gap)."""
         return position <= self._acked or position in self._pending

@@ -126,6 +126,9 @@ class ObjectState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     error: str = ""
     started: float = 0.0
     updated: float = 0.0
+    #: Positions acknowledged beyond the first gap, as inclusive ``[first, last]``
+    #: ranges: a resume skips them, so only what was truly in flight is sent again.
+    beyond: list[tuple[int, int]] = []
 
 
 class ImportCursor(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -201,7 +204,7 @@ def merge_states(old: ObjectState | None, new: ObjectState, now: float) -> Objec
     merged = new
     if new.acked < old.acked:
         merged = msgspec.structs.replace(
-            new, acked=old.acked, offset=old.offset, records=old.records
+            new, acked=old.acked, offset=old.offset, records=old.records, beyond=old.beyond
         )
     return msgspec.structs.replace(
         merged, started=old.started or new.started or now, updated=max(now, old.updated)

@@ -49,6 +49,7 @@ def state_of(tracker: ObjectTracker) -> ObjectState:
             parse_failed=counts["parse_failed"],
         ),
         error=tracker.failure,
+        beyond=mark.beyond() if mark is not None else [],
     )
 
 

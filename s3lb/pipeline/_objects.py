@@ -31,9 +31,9 @@ from s3lb.deadletter import DeadLetter
 from s3lb.errors import AccessDenied, ObjectCorrupt, ObjectGone, SourceUnavailable
 from s3lb.formats import ParseError, skip_reason
 from s3lb.model import ObjectRef, document_id
-from s3lb.parsing import ObjectParser, ParseFailure, UnknownFormat
+from s3lb.parsing import ObjectCutter, ObjectParser, ParseFailure, UnknownFormat
 from s3lb.pipeline._acks import BulkItem, ObjectTracker
-from s3lb.reader import Decompressor, LineCutter, RawRecord, SplitterCutter
+from s3lb.reader import Decompressor, RawRecord
 from s3lb.sinks._index import IndexNamer
 from s3lb.sinks.elasticsearch import backoff_delay
 from s3lb.telemetry import Telemetry
@@ -184,6 +184,8 @@ class _ObjectRun:
         self.next_position = 1
         self.next_offset = 0
         self._plain: bool | None = None  # known once the first bytes arrived
+        #: Positions a previous run had acknowledged beyond its watermark.
+        self.acked_beyond: list[range] = []
 
     async def resume_from_checkpoint(self) -> bool:
         """Start from the object's checkpoint; True if the object is already done."""
@@ -197,7 +199,8 @@ class _ObjectRun:
         if state.status == "done":
             return True
         tracker.watermark = Watermark(state.acked, state.offset)
-        if state.acked:
+        self.acked_beyond = [range(first, last + 1) for first, last in state.beyond]
+        if state.acked or state.beyond:
             self.next_position = state.acked + 1
             if state.offset > 0:  # stored only for plain objects: resume with a Range GET
                 self.next_offset = state.offset
@@ -234,7 +237,7 @@ class _ObjectRun:
 
     async def _read_once(self, send: trio.MemorySendChannel[list[BulkItem]]) -> None:
         # Resume a plain object with a Range GET; a gzip one is read again and skipped.
-        ranged = self.next_offset > 0 and self._plain is True and self.parser.line_framed
+        ranged = self.next_offset > 0 and self._plain is True and self.parser.rangeable
         start = self.next_offset if ranged else 0
         async with self.reader.s3.open_object(
             self.ref.bucket,
@@ -250,9 +253,9 @@ class _ObjectRun:
                 self.task.tracker.ref = self.ref
             decompressor = Decompressor()
             cutter = (
-                self.parser.new_cutter(self.next_position, self.next_offset)
+                ObjectCutter(self.parser, self.next_position, self.next_offset)
                 if ranged
-                else self.parser.new_cutter()
+                else ObjectCutter(self.parser)
             )
             async for chunk in body.chunks:
                 for text in decompressor.feed(chunk):
@@ -274,7 +277,7 @@ class _ObjectRun:
     async def _ship(
         self,
         records: Iterable[RawRecord],
-        cutter: LineCutter | SplitterCutter,
+        cutter: ObjectCutter,
         send: trio.MemorySendChannel[list[BulkItem]],
     ) -> None:
         items = self._items(records)
@@ -289,7 +292,12 @@ class _ObjectRun:
         items: list[BulkItem] = []
         for record in records:
             if record.position < self.next_position:
-                continue  # already sent before a retry
+                self.parser.observe(record)  # already shipped; headers still count
+                continue
+            if self.acked_beyond and any(record.position in r for r in self.acked_beyond):
+                self.parser.observe(record)
+                tracker.pass_over(record.position, record.end)  # acknowledged before a restart
+                continue
             doc = self.parser.parse(record)
             if doc is None or isinstance(doc, ParseFailure):
                 if doc is not None:
