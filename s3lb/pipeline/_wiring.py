@@ -15,7 +15,8 @@ cancelled; finished messages are deleted, and unfinished ones released.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -37,7 +38,7 @@ from s3lb.sinks.file import FileSink
 from s3lb.sources.sqs import QueueInput, SqsSource
 from s3lb.telemetry import Telemetry
 
-__all__ = ["run_pipeline"]
+__all__ = ["Delivery", "open_delivery", "run_pipeline"]
 
 
 def _queues(config: Config, session: AwsSession) -> list[QueueInput]:
@@ -53,6 +54,88 @@ def _queues(config: Config, session: AwsSession) -> list[QueueInput]:
     return queues
 
 
+class Delivery:
+    """Object readers, the sink and checkpoints: what ``run`` and ``import`` share.
+
+    Open it with :func:`open_delivery`; feed :class:`ObjectTask` s to :meth:`run`.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        telemetry: Telemetry,
+        http: httpx.AsyncClient,
+        session: AwsSession,
+        store: CheckpointStore,
+    ) -> None:
+        settings = config.settings
+        self.telemetry = telemetry
+        self.store = store
+        self.dead_letter = DeadLetter(Path(settings.state_dir) / "dead-letter")
+        self.checkpointer = Checkpointer(store, telemetry)
+        out = config.sink
+        if isinstance(out, ElasticsearchOutput):
+            self.sink: ElasticsearchSink | FileSink = ElasticsearchSink(
+                out, telemetry, self.dead_letter
+            )
+            namer = IndexNamer(out.index)
+            self._item_buffer = out.worker * 2
+        else:
+            self.sink = FileSink(out, telemetry)
+            namer = IndexNamer("s3lb-%{+yyyy.MM.dd}")
+            self._item_buffer = 4
+        self._workers = settings.object_workers
+        self.reader = ObjectReader(
+            S3Client(session, http),
+            namer,
+            telemetry,
+            self.dead_letter,
+            settings.max_line_bytes,
+            store=store,
+        )
+
+    async def run(self, objects: trio.MemoryReceiveChannel[ObjectTask]) -> None:
+        """Read and ship every task from ``objects`` until it is closed; returns when the
+        sink has settled everything it was sent."""
+        item_send, item_receive = trio.open_memory_channel[list[BulkItem]](self._item_buffer)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.sink.run, item_receive)
+            async with objects, item_send:
+                for _ in range(self._workers):
+                    nursery.start_soon(self.reader.run, objects.clone(), item_send.clone())
+
+
+@asynccontextmanager
+async def open_delivery(
+    config: Config, telemetry: Telemetry, http: httpx.AsyncClient, session: AwsSession
+) -> AsyncIterator[Delivery]:
+    """Open the checkpoint store and build a :class:`Delivery`; its background tasks
+    (checkpoint commits, pruning) run inside. On exit, what was acknowledged is
+    committed, whatever ended the block."""
+    settings = config.settings
+    async with open_checkpoint_store(
+        settings.state_dir, map_size=settings.checkpoint.map_size
+    ) as store:
+        if store.quarantined is not None:
+            telemetry.count("checkpoint_quarantined")
+            telemetry.error(
+                "checkpoint store was corrupt: moved aside, starting fresh (re-sent events "
+                "are absorbed as duplicates)",
+                quarantine=str(store.quarantined),
+            )
+        delivery = Delivery(config, telemetry, http, session, store)
+        try:
+            async with trio.open_nursery() as background:
+                background.start_soon(delivery.checkpointer.run)
+                background.start_soon(_prune, store, settings.done_retention, telemetry)
+                yield delivery
+                background.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await delivery.checkpointer.flush()
+                delivery.dead_letter.close()
+
+
 async def run_pipeline(
     config: Config,
     telemetry: Telemetry,
@@ -65,72 +148,39 @@ async def run_pipeline(
     settings = config.settings
     session = session or AwsSession(config.aws.region, config.aws.profile)
     queues = _queues(config, session)
-    dead_letter = DeadLetter(Path(settings.state_dir) / "dead-letter")
-    out = config.sink
-    if isinstance(out, ElasticsearchOutput):
-        sink: ElasticsearchSink | FileSink = ElasticsearchSink(out, telemetry, dead_letter)
-        namer = IndexNamer(out.index)
-        item_buffer = out.worker * 2
-    else:
-        sink = FileSink(out, telemetry)
-        namer = IndexNamer("s3lb-%{+yyyy.MM.dd}")
-        item_buffer = 4
-
     # Long polls hold a connection for wait_time: the read timeout must exceed it.
     timeout = httpx.Timeout(settings.wait_time + 30, connect=10)
     limits = httpx.Limits(max_connections=len(queues) + settings.object_workers + 10)
     async with (
         httpx.AsyncClient(timeout=timeout, limits=limits) as http,
-        open_checkpoint_store(settings.state_dir, map_size=settings.checkpoint.map_size) as store,
+        open_delivery(config, telemetry, http, session) as delivery,
     ):
-        if store.quarantined is not None:
-            telemetry.count("checkpoint_quarantined")
-            telemetry.error(
-                "checkpoint store was corrupt: moved aside, starting fresh (re-sent events "
-                "are absorbed as duplicates)",
-                quarantine=str(store.quarantined),
-            )
-        checkpointer = Checkpointer(store, telemetry)
         source = SqsSource(
             SqsClient(session, http),
             telemetry,
             settings.max_inflight_messages,
             settings.wait_time,
-            checkpointer=checkpointer,
+            checkpointer=delivery.checkpointer,
             visibility_timeout=settings.visibility_timeout,
             max_hold=settings.max_hold,
         )
-        reader = ObjectReader(
-            S3Client(session, http),
-            namer,
-            telemetry,
-            dead_letter,
-            settings.max_line_bytes,
-            store=store,
-        )
         object_send, object_receive = trio.open_memory_channel[ObjectTask](settings.object_workers)
-        item_send, item_receive = trio.open_memory_channel[list[BulkItem]](item_buffer)
         finished = source.open_finish_channel()
         try:
             async with trio.open_nursery() as outer:
                 outer.start_soon(_finish_then_stop, source, finished, outer.cancel_scope)
                 outer.start_soon(_stats, telemetry, source, settings.stats_interval)
-                outer.start_soon(checkpointer.run)
                 outer.start_soon(source.keep_visible)
-                outer.start_soon(_prune, store, settings.done_retention, telemetry)
                 with trio.CancelScope() as work_scope:
                     async with trio.open_nursery() as work:
-                        work.start_soon(sink.run, item_receive)
-                        async with object_receive, item_send:
-                            for _ in range(settings.object_workers):
-                                work.start_soon(
-                                    reader.run, object_receive.clone(), item_send.clone()
-                                )
+                        work.start_soon(delivery.run, object_receive)
                         async with trio.open_nursery() as polling, object_send:
                             for queue in queues:
                                 polling.start_soon(source.poll, queue, object_send.clone())
                             telemetry.info(
-                                "s3lb is running", queues=len(queues), output=type(sink).__name__
+                                "s3lb is running",
+                                queues=len(queues),
+                                output=type(delivery.sink).__name__,
                             )
                             on_ready()
                             await stop.wait()
@@ -147,9 +197,8 @@ async def run_pipeline(
                 outer.cancel_scope.deadline = trio.current_time() + 30
         finally:
             with trio.CancelScope(shield=True):
-                await checkpointer.flush()  # what was acknowledged is kept
+                await delivery.checkpointer.flush()  # what was acknowledged is kept
                 await source.release_unfinished()
-                dead_letter.close()
                 telemetry.stats_line(source.in_flight)
 
 
