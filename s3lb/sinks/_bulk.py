@@ -12,6 +12,10 @@ status                outcome
 429, 5xx              retry (with backoff)
 any other             rejected (dead-lettered with the reason)
 ====================  ===========
+
+Requests are cut to at most ``bulk_max_size`` items and ``bulk_max_bytes`` bytes of
+body (:func:`split_requests`); a document that alone exceeds the byte limit can never be
+sent and is reported separately.
 """
 
 from __future__ import annotations
@@ -23,25 +27,58 @@ import msgspec
 
 from s3lb.pipeline._acks import BulkItem
 
-__all__ = ["build_body", "classify"]
+__all__ = ["build_body", "classify", "item_size", "split_requests"]
 
 _encoder = msgspec.json.Encoder()
+
+
+def _action(item: BulkItem) -> bytes:
+    return (
+        b'{"create":{"_index":'
+        + _encoder.encode(item.index)
+        + b',"_id":'
+        + _encoder.encode(item.doc_id)
+        + b"}}\n"
+    )
 
 
 def build_body(items: Sequence[BulkItem]) -> bytes:
     """The NDJSON body of a ``_bulk`` request creating ``items``."""
     parts: list[bytes] = []
     for item in items:
-        parts.append(
-            b'{"create":{"_index":'
-            + _encoder.encode(item.index)
-            + b',"_id":"'
-            + item.doc_id.encode()
-            + b'"}}\n'
-        )
+        parts.append(_action(item))
         parts.append(item.source)
         parts.append(b"\n")
     return b"".join(parts)
+
+
+def item_size(item: BulkItem) -> int:
+    """The bytes ``item`` adds to a request body (action line, source, newlines)."""
+    return len(_action(item)) + len(item.source) + 1
+
+
+def split_requests(
+    items: Sequence[BulkItem], max_items: int, max_bytes: int
+) -> tuple[list[list[BulkItem]], list[BulkItem]]:
+    """Cut ``items`` into requests of at most ``max_items`` items and ``max_bytes``
+    bytes of body, in order; also return the items too large to fit any request."""
+    requests: list[list[BulkItem]] = []
+    oversize: list[BulkItem] = []
+    current: list[BulkItem] = []
+    size = 0
+    for item in items:
+        n = item_size(item)
+        if n > max_bytes:
+            oversize.append(item)
+            continue
+        if current and (len(current) >= max_items or size + n > max_bytes):
+            requests.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += n
+    if current:
+        requests.append(current)
+    return requests, oversize
 
 
 class _Result(msgspec.Struct):

@@ -1,32 +1,52 @@
 """The Elasticsearch/OpenSearch sink: ``_bulk`` requests with per-item accounting.
 
-``worker`` tasks each gather up to ``bulk_max_size`` documents (or what arrived within
-``flush_interval``), POST them to ``_bulk`` and settle every item (see
-:mod:`s3lb.sinks._bulk`). Items answered 429/5xx are sent again with backoff; a
-request that fails as a whole (refused connection, timeout, 429, 5xx, 401/403, an
-unreadable answer) is retried whole, with exponential backoff and jitter, and
-acknowledges nothing. While a worker retries, it takes nothing new: the channels fill
-and backpressure reaches the readers and the SQS pollers.
+``worker`` tasks each gather up to ``bulk_max_size`` documents and ``bulk_max_bytes`` of
+body (or what arrived within ``flush_interval``), POST them to ``_bulk`` and settle
+every item (see :mod:`s3lb.sinks._bulk`):
+
+- 2xx and 409 (already there under ``create``) acknowledge the item;
+- 429 and 5xx items are sent again, alone, with exponential backoff and jitter;
+- other 4xx items go to the dead-letter store (the files, or ``dead_letter_index``)
+  with their document, S3 location and reason, and count as settled;
+- a request answered 413 (too large for the cluster) is split in halves, down to a
+  single document, which is then dead-lettered; a document larger than
+  ``bulk_max_bytes`` is dead-lettered without being sent.
+
+A request that fails as a whole (refused connection, timeout, 429, 5xx, 401/403, an
+unreadable answer) is retried whole, with backoff, and acknowledges nothing; refused
+connections and timeouts fail over to the next host first. While a worker retries it
+takes nothing new: the channels fill and backpressure reaches the readers and the SQS
+pollers.
 """
 
 from __future__ import annotations
 
-import base64
+import gzip
+import hashlib
 import random
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
 
 import httpx
+import msgspec
 import trio
 
 from s3lb.config import ElasticsearchOutput
 from s3lb.deadletter import DeadLetter
 from s3lb.errors import SinkUnavailable
 from s3lb.pipeline._acks import BulkItem, settle_items
-from s3lb.sinks._bulk import build_body, classify
+from s3lb.sinks._bulk import build_body, classify, item_size, split_requests
+from s3lb.sinks._client import Cluster
 from s3lb.telemetry import Telemetry
 
-__all__ = ["ElasticsearchSink", "backoff_delay"]
+__all__ = ["ElasticsearchSink", "backoff_delay", "dead_letter_entry_id"]
+
+_encoder = msgspec.json.Encoder()
+#: Bodies smaller than this are gzipped on the event loop; larger ones in a thread.
+_INLINE_GZIP = 256 * 1024
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
@@ -34,6 +54,16 @@ def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
     jitter over the upper half so that workers do not retry in lockstep."""
     cap = min(maximum, initial * (2**attempt))
     return cap / 2 + random.uniform(0, cap / 2)
+
+
+def dead_letter_entry_id(index: str, doc_id: str) -> str:
+    """The ``_id`` of a document's entry in ``dead_letter_index``: one entry per
+    document, however often it is rejected."""
+    return hashlib.blake2b(f"{index}\x00{doc_id}".encode(), digest_size=16).hexdigest()
+
+
+class _TooLarge(Exception):
+    """The cluster answered 413: the request body is above its limit."""
 
 
 class ElasticsearchSink:
@@ -49,26 +79,21 @@ class ElasticsearchSink:
         self.config = config
         self.telemetry = telemetry
         self.dead_letter = dead_letter
-        self._hosts = config.host_urls()
-        self._host = 0
+        self.cluster = Cluster(config, transport)
         self._down = False
-        headers = {"Content-Type": "application/x-ndjson", **config.headers}
-        if config.api_key:
-            headers["Authorization"] = "ApiKey " + config.api_key
-        elif config.username:
-            token = base64.b64encode(f"{config.username}:{config.password}".encode()).decode()
-            headers["Authorization"] = "Basic " + token
-        self._client = httpx.AsyncClient(
-            headers=headers,
-            timeout=httpx.Timeout(config.timeout, connect=min(10.0, config.timeout)),
-            transport=transport,
-        )
+        self._bulk_path = "/_bulk"
+        if config.pipeline:
+            self._bulk_path += "?pipeline=" + quote(config.pipeline, safe="")
 
     async def run(self, receive: trio.MemoryReceiveChannel[list[BulkItem]]) -> None:
         """Ship until ``receive`` is closed and drained."""
-        async with self._client, receive, trio.open_nursery() as nursery:
+        async with self.cluster, receive, trio.open_nursery() as nursery:
             for _ in range(self.config.worker):
                 nursery.start_soon(self._worker, receive.clone())
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (when :meth:`deliver` was used without :meth:`run`)."""
+        await self.cluster.aclose()
 
     async def _worker(self, receive: trio.MemoryReceiveChannel[list[BulkItem]]) -> None:
         leftover: list[BulkItem] = []
@@ -83,27 +108,67 @@ class ElasticsearchSink:
         self, receive: trio.MemoryReceiveChannel[list[BulkItem]], batch: list[BulkItem]
     ) -> tuple[list[BulkItem], list[BulkItem]]:
         limit = self.config.bulk_max_size
+        max_bytes = self.config.bulk_max_bytes
         if not batch:
             try:
                 batch = list(await receive.receive())
             except trio.EndOfChannel:
                 return [], []
+        # An estimate (the action lines are not encoded yet): deliver() cuts exactly.
+        size = sum(len(item.source) for item in batch)
         with trio.move_on_after(self.config.flush_interval):
-            while len(batch) < limit:
+            while len(batch) < limit and size < max_bytes:
                 try:
-                    batch.extend(await receive.receive())
+                    more = await receive.receive()
                 except trio.EndOfChannel:
                     break
+                batch.extend(more)
+                size += sum(len(item.source) for item in more)
         return batch[:limit], batch[limit:]
 
     async def deliver(self, batch: Sequence[BulkItem]) -> None:
         """Send ``batch`` until every item is settled (indexed, duplicate or rejected)."""
+        requests, oversize = split_requests(
+            batch, self.config.bulk_max_size, self.config.bulk_max_bytes
+        )
+        if oversize:
+            limit = self.config.bulk_max_bytes
+            await self._reject(
+                [
+                    (item, f"document of {item_size(item)} bytes is above bulk_max_bytes {limit}")
+                    for item in oversize
+                ]
+            )
+        work = deque(requests)
+        while work:
+            await self._send(work.popleft(), work)
+
+    async def _send(self, items: list[BulkItem], work: deque[list[BulkItem]]) -> None:
+        """Send one request's items until each is settled; on a 413, put both halves
+        back at the front of ``work`` instead."""
         attempt = 0
-        pending = list(batch)
+        pending = items
         while pending:
+            body = build_body(pending)
             try:
-                payload = await self._post(build_body(pending), len(pending))
+                payload = await self._post(self._bulk_path, body, len(pending))
                 results = classify(payload, pending)
+            except _TooLarge as exc:
+                self._came_back()
+                self.telemetry.count("bulk_too_large")
+                if len(pending) == 1:
+                    await self._reject([(pending[0], str(exc))])
+                    return
+                self.telemetry.warning(
+                    "bulk request too large for the cluster; split in halves "
+                    "(lower bulk_max_bytes below the cluster's http.max_content_length)",
+                    items=len(pending),
+                    bytes=len(body),
+                )
+                half = len(pending) // 2
+                work.appendleft(pending[half:])
+                work.appendleft(pending[:half])
+                return
             except (SinkUnavailable, ValueError) as exc:
                 self._went_down(str(exc))
                 await self._pause(attempt)
@@ -111,7 +176,14 @@ class ElasticsearchSink:
                 continue
             self._came_back()
             retry = [item for item, outcome, _ in results if outcome == "retry"]
-            self._settle([(i, o, r) for i, o, r in results if o != "retry"])
+            rejected = [(item, reason) for item, o, reason in results if o == "rejected"]
+            for outcome in ("indexed", "duplicate"):
+                done = [item for item, o, _ in results if o == outcome]
+                if done:
+                    self.telemetry.count(f"events_{outcome}", len(done))
+                    settle_items(done, outcome)
+            if rejected:
+                await self._reject(rejected)
             if retry:
                 self.telemetry.count("bulk_item_retries", len(retry))
                 reasons = Counter(r for _, o, r in results if o == "retry")
@@ -122,48 +194,103 @@ class ElasticsearchSink:
                 attempt += 1
             pending = retry
 
-    def _settle(self, results: Sequence[tuple[BulkItem, str, str]]) -> None:
-        by_outcome: dict[str, list[BulkItem]] = {}
-        for item, outcome, reason in results:
-            if outcome == "rejected":
-                self.dead_letter.write(
-                    "rejected",
-                    reason,
-                    item.tracker.ref,
-                    item.position,
-                    _index=item.index,
-                    _id=item.doc_id,
-                    document=item.source.decode("utf-8", "replace"),
-                )
-                self.telemetry.warning(
-                    "document rejected by the cluster, dead-lettered",
-                    bucket=item.tracker.ref.bucket,
-                    key=item.tracker.ref.key,
-                    position=item.position,
-                    reason=reason,
-                )
-            by_outcome.setdefault(outcome, []).append(item)
-        for outcome, items in by_outcome.items():
-            self.telemetry.count(f"events_{outcome}", len(items))
-            settle_items(items, outcome)
-
-    async def _post(self, body: bytes, n_items: int) -> bytes:
-        self.telemetry.count("bulk_requests")
-        for _ in range(len(self._hosts)):
-            url = self._hosts[self._host] + "/_bulk"
-            try:
-                response = await self._client.post(url, content=body)
-            except httpx.HTTPError as exc:
-                # Fail over to the next host; give up once each was tried.
-                self._host = (self._host + 1) % len(self._hosts)
-                last = f"{url}: {type(exc).__name__}: {exc}"
-                continue
-            if response.status_code == 200:
-                return response.content
-            raise SinkUnavailable(
-                f"{url}: HTTP {response.status_code} for {n_items} items: {response.text[:300]}"
+    async def _reject(self, rejected: Sequence[tuple[BulkItem, str]]) -> None:
+        """Keep each rejected document with its location and reason, then settle it."""
+        to_files = list(rejected)
+        if self.config.dead_letter_index:
+            to_files = await self._to_dead_letter_index(rejected)
+        for item, reason in to_files:
+            ref = item.tracker.ref
+            self.dead_letter.write(
+                "rejected",
+                reason,
+                ref,
+                item.position,
+                _index=item.index,
+                _id=item.doc_id,
+                document=item.source.decode("utf-8", "replace"),
             )
-        raise SinkUnavailable(last)
+        first_item, first_reason = rejected[0]
+        self.telemetry.warning(
+            "documents rejected by the cluster, dead-lettered",
+            documents=len(rejected),
+            bucket=first_item.tracker.ref.bucket,
+            key=first_item.tracker.ref.key,
+            position=first_item.position,
+            reason=first_reason,
+        )
+        self.telemetry.count("events_rejected", len(rejected))
+        settle_items([item for item, _ in rejected], "rejected")
+
+    async def _to_dead_letter_index(
+        self, rejected: Sequence[tuple[BulkItem, str]]
+    ) -> list[tuple[BulkItem, str]]:
+        """Index entries for ``rejected`` into ``dead_letter_index``, retrying what the
+        cluster cannot take now; return those it refused (they go to the files)."""
+        index = self.config.dead_letter_index
+        pending = list(rejected)
+        refused: list[tuple[BulkItem, str]] = []
+        attempt = 0
+        while pending:
+            parts: list[bytes] = []
+            for item, reason in pending:
+                entry_id = dead_letter_entry_id(item.index, item.doc_id)
+                parts.append(_encoder.encode({"index": {"_index": index, "_id": entry_id}}) + b"\n")
+                parts.append(_encoder.encode(_index_entry(item, reason)) + b"\n")
+            try:
+                payload = await self._post("/_bulk", b"".join(parts), len(pending))
+                statuses = _statuses(payload, len(pending))
+            except _TooLarge:
+                return refused + pending
+            except (SinkUnavailable, ValueError) as exc:
+                self._went_down(str(exc))
+                await self._pause(attempt)
+                attempt += 1
+                continue
+            self._came_back()
+            retry = []
+            for pair, status in zip(pending, statuses, strict=True):
+                if 200 <= status < 300:
+                    continue
+                if status == 429 or status >= 500:
+                    retry.append(pair)
+                else:
+                    refused.append(pair)
+            self.telemetry.count("dead_letter_index_entries", len(pending) - len(retry))
+            if retry:
+                await self._pause(attempt)
+                attempt += 1
+            pending = retry
+        return refused
+
+    async def _post(self, path: str, body: bytes, n_items: int) -> bytes:
+        """POST ``body``; the answer of a 200, else an exception saying what to do.
+
+        Raises:
+            _TooLarge: 413.
+            SinkUnavailable: no host answered, or one answered another error.
+        """
+        self.telemetry.count("bulk_requests")
+        headers = {"Content-Type": "application/x-ndjson"}
+        content = body
+        level = self.config.compression_level
+        if level:
+            headers["Content-Encoding"] = "gzip"
+            if len(body) < _INLINE_GZIP:
+                content = gzip.compress(body, level)
+            else:
+                content = await trio.to_thread.run_sync(gzip.compress, body, level)
+        response = await self.cluster.request("POST", path, content=content, headers=headers)
+        if response.status_code == 200:
+            return response.content
+        text = response.text[:300]
+        if response.status_code == 413:
+            raise _TooLarge(f"HTTP 413: request of {len(body)} bytes too large: {text}")
+        # Let the next attempt try another host: this one may be the sick one.
+        self.cluster.fail_over()
+        raise SinkUnavailable(
+            f"{response.url}: HTTP {response.status_code} for {n_items} items: {text}"
+        )
 
     async def _pause(self, attempt: int) -> None:
         backoff = self.config.backoff
@@ -179,3 +306,42 @@ class ElasticsearchSink:
         if self._down:
             self._down = False
             self.telemetry.info("cluster available again")
+
+
+def _index_entry(item: BulkItem, reason: str) -> dict[str, Any]:
+    """A dead-letter entry as a document of ``dead_letter_index`` (the file entry's
+    fields, with ``index``/``id`` for ``_index``/``_id``, which are reserved names)."""
+    ref = item.tracker.ref
+    return {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "kind": "rejected",
+        "reason": reason,
+        "bucket": ref.bucket,
+        "key": ref.key,
+        "version": ref.identity,
+        "position": item.position,
+        "index": item.index,
+        "id": item.doc_id,
+        "document": item.source.decode("utf-8", "replace"),
+    }
+
+
+class _Item(msgspec.Struct):
+    status: int = 0
+
+
+class _Statuses(msgspec.Struct):
+    items: list[dict[str, _Item]] = []
+
+
+_statuses_decoder = msgspec.json.Decoder(_Statuses)
+
+
+def _statuses(payload: bytes, expected: int) -> list[int]:
+    try:
+        response = _statuses_decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"unreadable bulk response: {exc}") from None
+    if len(response.items) != expected:
+        raise ValueError(f"bulk response has {len(response.items)} items for {expected} sent")
+    return [next(iter(entry.values()), _Item()).status for entry in response.items]

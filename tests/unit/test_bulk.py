@@ -8,7 +8,7 @@ import pytest
 
 from s3lb.model import ObjectRef
 from s3lb.pipeline._acks import BulkItem, ObjectTracker
-from s3lb.sinks._bulk import build_body, classify
+from s3lb.sinks._bulk import build_body, classify, item_size, split_requests
 from s3lb.sinks._index import IndexNamer
 
 
@@ -75,3 +75,22 @@ def test_index_names_come_from_the_event_time(pattern: str, expected: str) -> No
     namer = IndexNamer(pattern)
     doc = {"@timestamp": "2016-08-10T23:59:59.999Z", "fields": {"env": "Prod"}}
     assert namer(doc) == expected
+
+
+def test_requests_are_cut_by_count_and_by_bytes_in_order() -> None:
+    batch = items(10)
+    size = item_size(batch[0])
+    requests, oversize = split_requests(batch, max_items=4, max_bytes=10 * size)
+    assert [len(r) for r in requests] == [4, 4, 2] and oversize == []
+    requests, _ = split_requests(batch, max_items=100, max_bytes=3 * size)
+    assert [len(r) for r in requests] == [3, 3, 3, 1]
+    assert [i for r in requests for i in r] == batch
+    assert all(len(build_body(r)) <= 3 * size for r in requests)
+
+
+def test_a_document_larger_than_a_request_is_set_apart() -> None:
+    batch = items(3)
+    big = BulkItem("idx", "big", b'{"x":"' + b"a" * 500 + b'"}', batch[0].tracker, 9)
+    requests, oversize = split_requests([batch[0], big, *batch[1:]], 100, 200)
+    assert oversize == [big]
+    assert requests == [batch]
