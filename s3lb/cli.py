@@ -24,6 +24,7 @@ __all__ = ["main"]
 #: Modules that each register one subcommand with ``add_parser(commands)``.
 _COMMAND_MODULES = [
     "s3lb.parse_cmd",
+    "s3lb.setup_cmd",
     "s3lb.check_cmd",
     "s3lb.state_cmd",
 ]
