@@ -25,6 +25,7 @@ __all__ = ["main"]
 _COMMAND_MODULES = [
     "s3lb.parse_cmd",
     "s3lb.setup_cmd",
+    "s3lb.replay_cmd",
     "s3lb.check_cmd",
     "s3lb.state_cmd",
 ]
