@@ -1,0 +1,110 @@
+"""The SQS source on the autojump clock: heartbeats keep received messages invisible
+(queued ones too), max_hold hands a stuck message back to the queue, deletes wait for
+every object."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import trio
+
+from s3lb.pipeline._objects import InputRuntime, ObjectTask
+from s3lb.sources.sqs import QueueInput, SqsSource
+from s3lb.telemetry import Telemetry
+from tests.fakes.fake_sqs import FakeSqs
+
+URL = "https://sqs.us-east-1.amazonaws.com/123456789012/logs"
+INPUT = InputRuntime("test", "alb", {}, None, {})
+
+
+def notification(*keys: str) -> str:
+    records = [
+        {
+            "eventSource": "aws:s3",
+            "eventVersion": "2.1",
+            "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "b"}, "object": {"key": key, "eTag": "e"}},
+        }
+        for key in keys
+    ]
+    return json.dumps({"Records": records})
+
+
+async def run_source(
+    sqs: FakeSqs, seconds: float, max_hold: float = 3600
+) -> tuple[SqsSource, list[ObjectTask]]:
+    """Poll for ``seconds`` virtual seconds with nobody finishing any object."""
+    source = SqsSource(sqs, Telemetry(), 100, 20, max_hold=max_hold)  # type: ignore[arg-type]
+    tasks: list[ObjectTask] = []
+    send, receive = trio.open_memory_channel[ObjectTask](1000)
+    with trio.move_on_after(seconds):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(source.poll, QueueInput(URL, "us-east-1", INPUT, 1.0), send)
+            nursery.start_soon(source.keep_visible)
+            async for task in receive:
+                tasks.append(task)
+    return source, tasks
+
+
+def extensions(sqs: FakeSqs, message_id: str) -> list[tuple[float, float]]:
+    return [(t, v) for t, a, m, v in sqs.timeline if a == "visibility" and m == message_id]
+
+
+async def test_heartbeats_keep_a_slow_message_invisible(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sqs = FakeSqs(visibility=30)
+    message_id = sqs.send(URL, notification("slow.log"))
+    _, tasks = await run_source(sqs, 20 * 60)
+    assert len(tasks) == 1
+    assert [s.receive_count for s in sqs.stored(URL)] == [1]  # never redelivered
+    beats = extensions(sqs, message_id)
+    assert len(beats) >= (20 * 60) / 15 - 2
+    assert all(v == 30 for _, v in beats)
+    times = [t for t, _ in beats]
+    assert max(b - a for a, b in itertools.pairwise(times)) <= 15 + 7.5 + 1e-6
+
+
+async def test_queued_messages_are_heartbeated_too(autojump_clock: trio.testing.MockClock) -> None:
+    sqs = FakeSqs(visibility=30)
+    ids = [sqs.send(URL, notification(f"k{i}.log")) for i in range(10)]
+    await run_source(sqs, 5 * 60)
+    assert [s.receive_count for s in sqs.stored(URL)] == [1] * 10
+    assert all(len(extensions(sqs, i)) >= 15 for i in ids)
+
+
+async def test_max_hold_releases_a_stuck_message_to_the_queue(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sqs = FakeSqs(visibility=30)
+    message_id = sqs.send(URL, notification("stuck.log"))
+    _, tasks = await run_source(sqs, 11 * 60, max_hold=10 * 60)
+    beats = extensions(sqs, message_id)
+    released = [t for t, v in beats if v == 0]
+    assert len(released) == 1 and 10 * 60 <= released[0] <= 10 * 60 + 15
+    # Released, it is received again: the queue's redrive count moves on.
+    assert sqs.stored(URL)[0].receive_count == 2
+    assert len(tasks) == 2
+
+
+async def test_a_message_is_deleted_only_when_all_its_objects_are_done(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sqs = FakeSqs(visibility=30)
+    sqs.send(URL, notification("a.log", "b.log"))
+    source = SqsSource(sqs, Telemetry(), 100, 20)  # type: ignore[arg-type]
+    send, receive = trio.open_memory_channel[ObjectTask](10)
+    finished = source.open_finish_channel()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(source.poll, QueueInput(URL, "us-east-1", INPUT, 1.0), send)
+        nursery.start_soon(source.finish, finished)
+        nursery.start_soon(source.keep_visible)
+        first, second = await receive.receive(), await receive.receive()
+        first.tracker.finish_reading()
+        await trio.sleep(60)
+        assert len(sqs.stored(URL)) == 1  # one object is still open
+        second.tracker.finish_reading()
+        await trio.sleep(1)
+        assert sqs.stored(URL) == []
+        nursery.cancel_scope.cancel()
