@@ -17,7 +17,6 @@ Nothing is changed: no message is received, no document written. The exit status
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import re
 import socket
@@ -36,7 +35,7 @@ import trio
 from s3lb.aws._session import AwsSession
 from s3lb.aws.sqs import SqsClient, SqsError
 from s3lb.config import Config, ElasticsearchOutput, FileOutput, load
-from s3lb.errors import ConfigError
+from s3lb.errors import ConfigError, S3lbError
 
 __all__ = ["Check", "add_parser", "run_checks"]
 
@@ -113,9 +112,7 @@ async def run_checks(config: Config, timeout: float = 10.0) -> list[Check]:
     jobs += [(f"bucket {b}", lambda http, b=b: _bucket(session, http, b)) for b in _buckets(config)]
     sink = config.sink
     if isinstance(sink, ElasticsearchOutput):
-        jobs += [
-            (f"cluster {u}", lambda http, u=u: _cluster(sink, u, timeout)) for u in sink.host_urls()
-        ]
+        jobs += [(f"cluster {u}", lambda http, u=u: _cluster(sink, u)) for u in sink.host_urls()]
     results: list[Check] = [Check("FAIL", what, "not run") for what, _ in jobs]
 
     async def run(i: int, http: httpx.AsyncClient) -> None:
@@ -125,7 +122,7 @@ async def run_checks(config: Config, timeout: float = 10.0) -> list[Check]:
                 results[i] = await probe(http)
         except trio.TooSlowError:
             results[i] = Check("FAIL", what, f"no answer within {timeout:g}s")
-        except ConfigError as exc:  # no region, no credentials…
+        except S3lbError as exc:  # no region, no credentials, a CA file unreadable…
             results[i] = Check("FAIL", what, str(exc))
 
     client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=timeout))
@@ -286,22 +283,13 @@ async def _bucket(session: AwsSession, http: httpx.AsyncClient, bucket: str) -> 
 # -- output ----------------------------------------------------------------------------
 
 
-def _auth_headers(output: ElasticsearchOutput) -> dict[str, str]:
-    headers = dict(output.headers)
-    if output.api_key:
-        headers["Authorization"] = "ApiKey " + output.api_key
-    elif output.username:
-        token = base64.b64encode(f"{output.username}:{output.password}".encode()).decode()
-        headers["Authorization"] = "Basic " + token
-    return headers
+async def _cluster(output: ElasticsearchOutput, url: str) -> Check:
+    """``GET /`` on one host, with the output's own client (auth, TLS, SigV4)."""
+    from s3lb.sinks._client import open_client  # late: only for a cluster output
 
-
-async def _cluster(output: ElasticsearchOutput, url: str, timeout: float) -> Check:
     what = f"cluster {url}"
     try:
-        async with httpx.AsyncClient(
-            headers=_auth_headers(output), timeout=httpx.Timeout(timeout, connect=timeout)
-        ) as client:
+        async with open_client(output) as client:
             response = await client.get(url + "/")
     except httpx.HTTPError as exc:
         return Check("FAIL", what, f"unreachable: {type(exc).__name__}: {exc}")

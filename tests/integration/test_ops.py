@@ -182,6 +182,18 @@ def test_check_names_a_wrong_queue_url_and_an_unreachable_cluster_and_fails(
     assert lines[-1] == f"s3lb check: 2 of {len(lines) - 1} checks failed"
 
 
+def test_check_says_when_the_cluster_refuses_the_credentials(
+    aws: Aws, fake_es: FakeEs, tmp_path: Path
+) -> None:
+    fake_es.down = "401"
+    text = config([aws.queue()], fake_es.url).replace(
+        "  flush_interval:", "  username: s3lb\n  password: wrong\n  flush_interval:"
+    )
+    result = check(text, tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"FAIL  cluster {fake_es.url}: credentials refused (HTTP 401)" in result.stdout
+
+
 def test_check_passes_when_queues_buckets_and_cluster_answer(
     aws: Aws, fake_es: FakeEs, tmp_path: Path
 ) -> None:
