@@ -74,6 +74,8 @@ COUNTERS: dict[str, str] = {
     "bulk_requests": "_bulk requests sent",
     "bulk_failures": "_bulk requests that failed as a whole (retried with backoff)",
     "bulk_item_retries": "bulk items answered 429/5xx and sent again",
+    "bulk_too_large": "_bulk requests answered 413, split in halves (or dead-lettered alone)",
+    "dead_letter_index_entries": "rejected documents written to dead_letter_index",
     # checkpoint
     "checkpoint_commits": "checkpoint store transactions",
     "checkpoint_errors": "checkpoint store failures",

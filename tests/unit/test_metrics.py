@@ -3,6 +3,7 @@ the tiny HTTP server answers (or refuses) any request without disturbing the dae
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -203,3 +204,13 @@ def test_the_readme_lists_every_documented_metric() -> None:
     missing = [f"s3lb_{n}_total" for n in COUNTERS if f"`s3lb_{n}_total`" not in readme]
     missing += [f"s3lb_{n}" for n in (*GAUGES, *HISTOGRAMS) if f"`s3lb_{n}`" not in readme]
     assert missing == []
+
+
+def test_every_counter_the_code_counts_is_documented() -> None:
+    counted = {
+        name
+        for path in (REPO / "s3lb").rglob("*.py")
+        for name in re.findall(r'\.count\(\s*"([a-z_]+)"', path.read_text())
+    }
+    counted -= {"parse_failed"}  # an ObjectTracker's own tally, not a telemetry counter
+    assert sorted(counted - set(COUNTERS)) == []
