@@ -51,6 +51,8 @@ class RawRecord:
     raw: bytes
     oversize: bool = False
     end: int = 0
+    #: The line ending as read (``\n``, ``\r\n``, or empty for a last line without one).
+    ending: bytes = b""
 
 
 class Decompressor:
@@ -176,11 +178,15 @@ class LineCutter:
             self._skipped = len(self._partial)
             self._partial.clear()
 
-    def _emit(self, line: bytes, consumed: int, oversize: bool = False) -> RawRecord:
+    def _emit(
+        self, line: bytes, consumed: int, oversize: bool = False, newline: bool = True
+    ) -> RawRecord:
+        ending = b"\n" if newline else b""
         if line.endswith(b"\r"):
             line = line[:-1]
+            ending = b"\r" + ending
         end = self._offset + consumed
-        record = RawRecord(self._position, self._offset, line, oversize, end)
+        record = RawRecord(self._position, self._offset, line, oversize, end, ending)
         self._position += 1
         self._offset = end
         return record
@@ -189,11 +195,11 @@ class LineCutter:
         """End of text: yield the last line if it had no newline."""
         if self._preview is not None:
             preview, self._preview = self._preview, None
-            yield self._emit(preview, self._skipped, oversize=True)
+            yield self._emit(preview, self._skipped, oversize=True, newline=False)
         elif self._partial:
             line = bytes(self._partial)
             self._partial.clear()
-            yield self._emit(line, len(line))
+            yield self._emit(line, len(line), newline=False)
 
 
 class SplitterCutter:

@@ -30,7 +30,7 @@ from s3lb.config import Input
 from s3lb.deadletter import DeadLetter
 from s3lb.errors import AccessDenied, ObjectCorrupt, ObjectGone, SourceUnavailable
 from s3lb.formats import ParseError, skip_reason
-from s3lb.model import ObjectRef, document_id
+from s3lb.model import ObjectRef, content_id, document_id
 from s3lb.parsing import ObjectCutter, ObjectParser, ParseFailure, UnknownFormat
 from s3lb.pipeline._acks import BulkItem, ObjectTracker
 from s3lb.reader import Decompressor, RawRecord
@@ -95,9 +95,12 @@ class ObjectReader:
         max_line_bytes: int,
         attempts: int = 5,
         store: CheckpointStore | None = None,
+        content_ids: bool = False,
     ) -> None:
         self.s3 = s3
         self.store = store
+        #: ``document_id: content``: ids are the seed's SHA-1 of each raw line.
+        self.content_ids = content_ids
         self.namer = namer
         self.telemetry = telemetry
         self.dead_letter = dead_letter
@@ -289,6 +292,7 @@ class _ObjectRun:
 
     def _items(self, records: Iterable[RawRecord]) -> list[BulkItem]:
         namer, ref, tracker = self.reader.namer, self.ref, self.task.tracker
+        content_ids = self.reader.content_ids
         items: list[BulkItem] = []
         for record in records:
             if record.position < self.next_position:
@@ -307,7 +311,11 @@ class _ObjectRun:
             items.append(
                 BulkItem(
                     index=namer(doc),
-                    doc_id=document_id(ref, record.position),
+                    doc_id=(
+                        content_id(record.raw + record.ending)
+                        if content_ids
+                        else document_id(ref, record.position)
+                    ),
                     source=_encoder.encode(doc),
                     tracker=tracker,
                     position=record.position,

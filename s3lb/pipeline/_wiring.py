@@ -80,10 +80,12 @@ class Delivery:
             )
             namer = IndexNamer(out.index)
             self._item_buffer = out.worker * 2
+            content_ids = out.document_id == "content"
         else:
             self.sink = FileSink(out, telemetry)
             namer = IndexNamer("s3lb-%{+yyyy.MM.dd}")
             self._item_buffer = 4
+            content_ids = False
         self._workers = settings.object_workers
         self.reader = ObjectReader(
             S3Client(session, http),
@@ -92,6 +94,7 @@ class Delivery:
             self.dead_letter,
             settings.max_line_bytes,
             store=store,
+            content_ids=content_ids,
         )
 
     async def run(self, objects: trio.MemoryReceiveChannel[ObjectTask]) -> None:

@@ -109,3 +109,19 @@ def test_a_cutter_can_start_mid_object_for_a_ranged_resume() -> None:
 def test_empty_object_yields_nothing() -> None:
     assert read_all(b"", 10) == []
     assert read_all(gzip.compress(b""), 10) == []
+
+
+def test_line_endings_are_kept_so_content_ids_match_the_seeds() -> None:
+    import json
+
+    from s3lb.model import content_id
+    from tests.paths import SHARED
+
+    expected = json.loads((SHARED / "seed-samples" / "expected-full.json").read_text())
+    for name, sample in (("alb", "alb.log"), ("waf_eof", "waf-trailing-newline.log")):
+        data = (SHARED / "seed-samples" / sample).read_bytes()
+        records = read_all(data, 100)
+        ids = [content_id(r.raw + r.ending) for r in records if r.raw.strip()]
+        assert ids == [e["@metadata._id"] for e in expected[name]["events"]]
+    crlf = read_all(b"a\r\nb", 1)
+    assert [(r.raw, r.ending) for r in crlf] == [(b"a", b"\r\n"), (b"b", b"")]
