@@ -63,6 +63,10 @@ async def serve(
             nursery.cancel_scope.cancel()
     finally:
         notifier.close()
+    # Done: a late SIGTERM/SIGINT (trio's handler is gone by now) must not turn this
+    # clean exit into a kill.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     telemetry.info("s3lb stopped")
     return 0
 

@@ -121,7 +121,7 @@ output.file:
                 f"s3lb demo: {c['objects_done']} objects, {c['events_indexed']} events written to "
                 f"{'stdout' if output == '-' else output}, {c['events_parse_failed']} dead-lettered"
                 f"{' (' + str(dead[0]) + ')' if dead else ''}, {c['messages_deleted']} messages "
-                "deleted",
+                f"deleted ({c['messages_ignored']} without objects: the S3 test event)",
                 file=sys.stderr,
             )
             return 0 if ok else 1
@@ -140,7 +140,11 @@ async def _run_until_drained(
     async def watch() -> None:
         nonlocal drained
         with trio.move_on_after(timeout):
-            while telemetry.counters["messages_deleted"] < objects:
+            c = telemetry.counters
+            # Every object shipped and its message deleted (the S3 test event is one more).
+            while c["objects_done"] < objects or (
+                c["messages_deleted"] < objects + c["messages_ignored"]
+            ):
                 await trio.sleep(0.1)
             drained = True
         stop.set()

@@ -8,6 +8,7 @@ HTTP requests themselves go through one shared ``httpx.AsyncClient``.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -41,7 +42,13 @@ class AwsSession:
         self._botocore = botocore.session.get_session()
         if profile:
             self._botocore.set_config_variable("profile", profile)
-        self.default_region = region or self._botocore.get_config_variable("region") or ""
+        # AWS_REGION is what the SDKs and CLI v2 read; botocore reads AWS_DEFAULT_REGION.
+        self.default_region = (
+            region
+            or os.environ.get("AWS_REGION", "")
+            or self._botocore.get_config_variable("region")
+            or ""
+        )
         self._credentials: botocore.credentials.Credentials | None = None
         self._endpoints: dict[tuple[str, str], str] = {}
 

@@ -286,6 +286,7 @@ class _ObjectRun:
         items = self._items(records)
         if items:
             self.task.tracker.add(len(items))
+            self.reader.telemetry.count("events_read", len(items))
             await send.send(items)
         self.next_position = max(self.next_position, cutter.next_position)
         self.next_offset = max(self.next_offset, cutter.next_offset)

@@ -101,6 +101,9 @@ class Delivery:
         """Read and ship every task from ``objects`` until it is closed; returns when the
         sink has settled everything it was sent."""
         item_send, item_receive = trio.open_memory_channel[list[BulkItem]](self._item_buffer)
+        self.telemetry.gauge(
+            "bulk_items_queued", lambda: item_send.statistics().current_buffer_used
+        )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.sink.run, item_receive)
             async with objects, item_send:
@@ -169,6 +172,8 @@ async def run_pipeline(
         )
         object_send, object_receive = trio.open_memory_channel[ObjectTask](settings.object_workers)
         finished = source.open_finish_channel()
+        telemetry.gauge("messages_in_flight", lambda: source.in_flight)
+        telemetry.gauge("objects_in_flight", lambda: source.objects_in_flight)
         try:
             async with trio.open_nursery() as outer:
                 outer.start_soon(_finish_then_stop, source, finished, outer.cancel_scope)

@@ -80,6 +80,11 @@ class SqsSource:
         """Messages received and not yet finished."""
         return len(self._inflight)
 
+    @property
+    def objects_in_flight(self) -> int:
+        """Objects of in-flight messages that are not finished yet."""
+        return sum(t.expected - len(t.finished_objects) for t in self._inflight)
+
     def open_finish_channel(self) -> trio.MemoryReceiveChannel[MessageTracker]:
         """Wire finished messages to the channel that :meth:`finish` consumes.
         Unbounded on purpose: at most ``max_inflight`` messages are ever in it."""
@@ -173,6 +178,7 @@ class SqsSource:
         self._inflight.add(tracker)
         progressed = self.checkpointer.progressed if self.checkpointer else lambda _t: None
         for ref in notification.objects:
+            self.telemetry.notification_lag(ref.event_time)
             object_tracker = ObjectTracker(ref, tracker.object_finished, on_progress=progressed)
             await send.send(ObjectTask(ref, queue.input, object_tracker, queue.region))
 

@@ -16,7 +16,8 @@ def test_ack_counter_touching_zero_mid_object_does_not_finish_it() -> None:
     finished: list[ObjectTracker] = []
     tracker = ObjectTracker(REF, finished.append)
     tracker.add(2)
-    tracker.settle("indexed", items(tracker, 1, 2))  # all sent so far are acked, but reading goes on
+    # All sent so far are acked, but reading goes on.
+    tracker.settle("indexed", items(tracker, 1, 2))
     assert finished == [] and tracker.status == "reading"
     tracker.add(1)
     tracker.finish_reading()
