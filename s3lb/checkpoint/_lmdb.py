@@ -38,6 +38,7 @@ from typing import Final, Literal, final
 import lmdb
 import msgspec
 
+from s3lb.crashpoints import crash_point
 from s3lb.errors import CheckpointCorrupt, CheckpointError, CheckpointFull
 
 __all__ = [
@@ -278,6 +279,7 @@ class LmdbStore:
                 raw = txn.get(k, db=self._objects)
                 old = None if raw is None else _decode_state(raw)
                 txn.put(k, _encode(merge_states(old, state, stamp)), db=self._objects)
+                crash_point("mid_lmdb_txn")  # a kill inside the transaction: none of it lands
             for cursor in cursors:
                 updated = msgspec.structs.replace(cursor, updated=stamp)
                 txn.put(_db_key(cursor.job), _encode(updated), db=self._imports)

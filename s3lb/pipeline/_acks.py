@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from s3lb.crashpoints import crash_point
 from s3lb.model import ObjectRef
 from s3lb.watermark import Watermark
 
@@ -168,3 +169,4 @@ def settle_items(items: Iterable[BulkItem], outcome: str) -> None:
         groups.setdefault(item.tracker, []).append(item)
     for tracker, group in groups.items():
         tracker.settle(outcome, group)
+    crash_point("after_es_ack")

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import trio
 
 from s3lb.checkpoint import CheckpointStore, ObjectState, RecordCounts
+from s3lb.crashpoints import crash_point
 from s3lb.errors import CheckpointCorrupt, CheckpointError, CheckpointFull
 from s3lb.pipeline._acks import ObjectTracker
 from s3lb.telemetry import Telemetry
@@ -91,6 +92,7 @@ class Checkpointer:
         batch = list(states)
         if not batch:
             return
+        crash_point("before_ckpt_commit")
         try:
             await self.store.commit(batch)
         except (CheckpointFull, CheckpointCorrupt):
@@ -106,3 +108,4 @@ class Checkpointer:
                 )
             return
         self.telemetry.count("checkpoint_commits")
+        crash_point("after_ckpt_commit")

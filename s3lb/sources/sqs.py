@@ -31,6 +31,7 @@ import trio
 
 from s3lb.aws.notifications import UndecodableMessage, decode_notification
 from s3lb.aws.sqs import Message, SqsClient, SqsError
+from s3lb.crashpoints import crash_point
 from s3lb.pipeline._acks import MessageTracker, ObjectTracker
 from s3lb.pipeline._checkpoints import Checkpointer
 from s3lb.pipeline._objects import InputRuntime, ObjectTask
@@ -202,6 +203,7 @@ class SqsSource:
             # The done marks are durable before any delete: a crash in between finds
             # the objects done and deletes the redelivered message without re-sending.
             await self.checkpointer.finish(o for t in trackers for o in t.finished_objects)
+            crash_point("after_done_mark")
         deletable = []
         for tracker in trackers:
             self._inflight.discard(tracker)
@@ -237,6 +239,7 @@ class SqsSource:
         for message in messages:
             by_queue[message.queue_url].append(message)
         for batch in by_queue.values():
+            crash_point("before_delete")
             for attempt in range(3):
                 try:
                     with trio.fail_after(30):
