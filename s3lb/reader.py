@@ -116,7 +116,34 @@ class Decompressor:
             raise ObjectCorrupt("truncated gzip stream (the object ends inside a member)")
 
 
-class LineCutter:
+class _Numbering:
+    """Numbers records and tracks where the next one starts."""
+
+    def __init__(self, first_position: int, first_offset: int) -> None:
+        self._position = first_position
+        self._offset = first_offset  # where the next record starts
+
+    @property
+    def next_position(self) -> int:
+        """Position of the first record not yet yielded."""
+        return self._position
+
+    @property
+    def next_offset(self) -> int:
+        """Byte offset of the first record not yet yielded."""
+        return self._offset
+
+    def _number(
+        self, raw: bytes, consumed: int, oversize: bool = False, ending: bytes = b""
+    ) -> RawRecord:
+        end = self._offset + consumed
+        record = RawRecord(self._position, self._offset, raw, oversize, end, ending)
+        self._position += 1
+        self._offset = end
+        return record
+
+
+class LineCutter(_Numbering):
     """Cuts text into lines, numbered from ``first_position``."""
 
     def __init__(
@@ -125,10 +152,9 @@ class LineCutter:
         first_position: int = 1,
         first_offset: int = 0,
     ) -> None:
+        super().__init__(first_position, first_offset)
         self._max = max_line_bytes
         self._partial = bytearray()
-        self._position = first_position
-        self._offset = first_offset  # offset of the start of the current line
         # Inside an oversize line: its first bytes, and how many bytes it has so far.
         self._preview: bytes | None = None
         self._skipped = 0
@@ -158,16 +184,6 @@ class LineCutter:
             else:
                 yield self._emit(line, len(line) + 1)
 
-    @property
-    def next_position(self) -> int:
-        """Position of the first record not yet yielded."""
-        return self._position
-
-    @property
-    def next_offset(self) -> int:
-        """Byte offset of the first record not yet yielded."""
-        return self._offset
-
     def _append(self, piece: bytes) -> None:
         if self._preview is not None:
             self._skipped += len(piece)
@@ -185,11 +201,7 @@ class LineCutter:
         if line.endswith(b"\r"):
             line = line[:-1]
             ending = b"\r" + ending
-        end = self._offset + consumed
-        record = RawRecord(self._position, self._offset, line, oversize, end, ending)
-        self._position += 1
-        self._offset = end
-        return record
+        return self._number(line, consumed, oversize, ending)
 
     def close(self) -> Iterator[RawRecord]:
         """End of text: yield the last line if it had no newline."""
@@ -202,37 +214,19 @@ class LineCutter:
             yield self._emit(line, len(line), newline=False)
 
 
-class SplitterCutter:
+class SplitterCutter(_Numbering):
     """Numbers the records a format's own :class:`RecordSplitter` cuts."""
 
     def __init__(self, splitter: RecordSplitter, first_position: int = 1) -> None:
+        super().__init__(first_position, 0)
         self._splitter = splitter
-        self._position = first_position
-        self._offset = 0
 
     def feed(self, text: bytes) -> Iterator[RawRecord]:
         """Yield every record completed by ``text``."""
         for raw in self._splitter.feed(text):
-            yield self._emit(raw)
+            yield self._number(raw, len(raw))
 
     def close(self) -> Iterator[RawRecord]:
         """End of text: yield the remaining records (ParseError if incomplete)."""
         for raw in self._splitter.close():
-            yield self._emit(raw)
-
-    @property
-    def next_position(self) -> int:
-        """Position of the first record not yet yielded."""
-        return self._position
-
-    @property
-    def next_offset(self) -> int:
-        """Byte offset just past the last record yielded."""
-        return self._offset
-
-    def _emit(self, raw: bytes) -> RawRecord:
-        end = self._offset + len(raw)
-        record = RawRecord(self._position, self._offset, raw, end=end)
-        self._position += 1
-        self._offset = end
-        return record
+            yield self._number(raw, len(raw))
