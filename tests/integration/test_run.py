@@ -193,3 +193,29 @@ def test_bad_inputs_are_logged_kept_for_redrive_and_the_daemon_keeps_running(
     wait_until(lambda: {i for _, i in fake_es.docs} == expected, 30, "the good object")
     wait_until(lambda: aws.counts(queue) == (0, 0), 30, "the queue to empty")
     assert run.stop() == 0
+
+
+def test_with_the_cluster_down_nothing_is_received_beyond_the_in_flight_budget(
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+) -> None:
+    queue = aws.queue()
+    bucket = aws.bucket(queue)
+    wait_until(lambda: aws.counts(queue)[0] == 1, 10, "the TestEvent")
+    aws.sqs.purge_queue(QueueUrl=queue)
+    fake_es.down = "503"
+    expected: set[str] = set()
+    for i in range(20):
+        key = f"prod-web/{i}.log.gz"
+        expected |= expected_ids(bucket, key, aws.put(bucket, key, ALB, compress=True), ALB_LINES)
+
+    run = daemon(config([queue], fake_es.url, max_inflight_messages="4"))
+    wait_until(lambda: "cluster unavailable" in run.log, 20, "the outage to be noticed")
+    for _ in range(20):  # a few seconds of outage, sampled
+        visible, in_flight = aws.counts(queue)
+        assert in_flight <= 4 and visible + in_flight == 20
+        time.sleep(0.1)
+
+    fake_es.down = None
+    wait_until(lambda: len(fake_es.docs) == len(expected), 30, "delivery after the outage")
+    wait_until(lambda: aws.counts(queue) == (0, 0), 30, "the queue to empty")
+    assert run.stop() == 0
