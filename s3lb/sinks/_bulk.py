@@ -21,11 +21,13 @@ sent and is reported separately.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from s3lb.pipeline._acks import BulkItem
+if TYPE_CHECKING:
+    from s3lb.pipeline._acks import BulkItem
+
 
 __all__ = ["build_body", "classify", "item_size", "split_requests"]
 

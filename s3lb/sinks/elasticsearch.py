@@ -27,7 +27,7 @@ import random
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -37,10 +37,13 @@ import trio
 from s3lb.config import ElasticsearchOutput
 from s3lb.deadletter import DeadLetter
 from s3lb.errors import SinkUnavailable
-from s3lb.pipeline._acks import BulkItem, settle_items
 from s3lb.sinks._bulk import build_body, classify, item_size, split_requests
 from s3lb.sinks._client import Cluster
+from s3lb.sinks._settle import settle
 from s3lb.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from s3lb.pipeline._acks import BulkItem
 
 __all__ = ["ElasticsearchSink", "backoff_delay", "dead_letter_entry_id"]
 
@@ -181,7 +184,7 @@ class ElasticsearchSink:
                 done = [item for item, o, _ in results if o == outcome]
                 if done:
                     self.telemetry.count(f"events_{outcome}", len(done))
-                    settle_items(done, outcome)
+                    settle(done, outcome)
             if rejected:
                 await self._reject(rejected)
             if retry:
@@ -220,7 +223,7 @@ class ElasticsearchSink:
             reason=first_reason,
         )
         self.telemetry.count("events_rejected", len(rejected))
-        settle_items([item for item, _ in rejected], "rejected")
+        settle([item for item, _ in rejected], "rejected")
 
     async def _to_dead_letter_index(
         self, rejected: Sequence[tuple[BulkItem, str]]

@@ -8,14 +8,17 @@ Records count as indexed once written and flushed.
 from __future__ import annotations
 
 import sys
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import msgspec
 import trio
 
 from s3lb.config import FileOutput
-from s3lb.pipeline._acks import BulkItem, settle_items
+from s3lb.sinks._settle import settle
 from s3lb.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from s3lb.pipeline._acks import BulkItem
 
 __all__ = ["FileSink"]
 
@@ -38,7 +41,7 @@ class FileSink:
                 async for items in receive:
                     handle.write(b"".join(_line(item) for item in items))
                     handle.flush()
-                    settle_items(items, "indexed")
+                    settle(items, "indexed")
                     self.telemetry.count("events_indexed", len(items))
         finally:
             if not stdout:
