@@ -1,0 +1,140 @@
+"""A null ``_bulk`` endpoint for benchmarks where the cluster is not what is measured.
+
+Run by :class:`_harness.NullSink` as its own process (its own core share, its own
+GIL); prints its URL on the first line of stdout. HTTP/1.1 with keep-alive, asyncio.
+
+- ``POST /_bulk`` (gzip bodies too): every ``create``/``index`` item is answered 201,
+  or 409 when ``--track-ids`` and the ``_id`` was seen before (then counted as a
+  re-send). ``--latency`` seconds are waited before each answer.
+- ``GET /`` answers like a cluster; ``GET /_bench/stats`` returns the counters;
+  ``POST /_bench/reset`` clears them (and the ids seen).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gzip
+import json
+import re
+
+_ID = re.compile(rb'"_id"\s*:\s*"([^"]*)"')
+_CREATED = b'{"create":{"status":201}}'
+_CONFLICT = b'{"create":{"status":409,"error":{"type":"version_conflict_engine_exception"}}}'
+
+
+class State:
+    def __init__(self, track_ids: bool, latency: float) -> None:
+        self.track_ids = track_ids
+        self.latency = latency
+        self.reset()
+
+    def reset(self) -> None:
+        self.seen: set[bytes] = set()
+        self.requests = 0
+        self.items = 0
+        self.duplicates = 0
+        self.body_bytes = 0
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "requests": self.requests,
+            "items": self.items,
+            "unique": len(self.seen) if self.track_ids else self.items - self.duplicates,
+            "duplicates": self.duplicates,
+            "body_bytes": self.body_bytes,
+        }
+
+    def bulk(self, body: bytes) -> bytes:
+        lines = body.split(b"\n")
+        actions = lines[0::2]
+        if actions and not actions[-1]:
+            actions.pop()
+        self.requests += 1
+        self.items += len(actions)
+        self.body_bytes += len(body)
+        if not self.track_ids:
+            items = b",".join([_CREATED] * len(actions))
+            return b'{"took":1,"errors":false,"items":[' + items + b"]}"
+        out = []
+        errors = False
+        seen = self.seen
+        for action in actions:
+            m = _ID.search(action)
+            doc_id = m.group(1) if m else b""
+            if doc_id in seen:
+                self.duplicates += 1
+                out.append(_CONFLICT)
+                errors = True
+            else:
+                seen.add(doc_id)
+                out.append(_CREATED)
+        flag = b"true" if errors else b"false"
+        return b'{"took":1,"errors":' + flag + b',"items":[' + b",".join(out) + b"]}"
+
+
+async def handle(state: State, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, _ = lines[0].split(" ", 2)
+            headers = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    k, v = line.split(":", 1)
+                    headers[k.strip().lower()] = v.strip()
+            length = int(headers.get("content-length", "0"))
+            try:
+                body = await reader.readexactly(length) if length else b""
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return  # a client cancelled mid-request (a daemon's shutdown)
+            if headers.get("content-encoding") == "gzip":
+                body = gzip.decompress(body)
+            path = target.split("?", 1)[0]
+            status = 200
+            if method == "POST" and path.endswith("/_bulk"):
+                if state.latency:
+                    await asyncio.sleep(state.latency)
+                payload = state.bulk(body)
+            elif path == "/_bench/stats":
+                payload = json.dumps(state.stats()).encode()
+            elif path == "/_bench/reset":
+                state.reset()
+                payload = b"{}"
+            elif path == "/":
+                payload = b'{"name":"null-sink","version":{"number":"2.19.0"}}'
+            else:
+                payload = b'{"acknowledged":true}'
+            writer.write(
+                b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                % (status, len(payload))
+                + payload
+            )
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--track-ids", action="store_true")
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args()
+    state = State(args.track_ids, args.latency)
+    server = await asyncio.start_server(
+        lambda r, w: handle(state, r, w), "127.0.0.1", 0, limit=1 << 20
+    )
+    port = server.sockets[0].getsockname()[1]
+    print(f"http://127.0.0.1:{port}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
