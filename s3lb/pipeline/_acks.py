@@ -15,15 +15,14 @@ anything: ``finish_reading`` must have been called (the beats #38961 bug).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from s3lb.crashpoints import crash_point
 from s3lb.model import ObjectRef
 from s3lb.watermark import Watermark
 
-__all__ = ["BulkItem", "MessageTracker", "ObjectTracker", "settle_items"]
+__all__ = ["BulkItem", "MessageTracker", "ObjectTracker"]
 
 #: Outcomes a record can settle with.
 OUTCOMES = ("indexed", "duplicate", "rejected", "parse_failed")
@@ -160,13 +159,3 @@ class BulkItem:
     tracker: ObjectTracker
     position: int
     end: int = 0
-
-
-def settle_items(items: Iterable[BulkItem], outcome: str) -> None:
-    """Settle ``items`` with ``outcome``: one :meth:`ObjectTracker.settle` per object."""
-    groups: dict[ObjectTracker, list[BulkItem]] = {}
-    for item in items:
-        groups.setdefault(item.tracker, []).append(item)
-    for tracker, group in groups.items():
-        tracker.settle(outcome, group)
-    crash_point("after_es_ack")

@@ -1,13 +1,15 @@
 """Settling sent items on their objects' trackers.
 
 The pipeline imports the sinks, so the sinks import the pipeline's types only for type
-checking: this is :func:`s3lb.pipeline._acks.settle_items` without the import cycle.
+checking.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+
+from s3lb.crashpoints import crash_point
 
 if TYPE_CHECKING:
     from s3lb.pipeline._acks import BulkItem, ObjectTracker
@@ -22,3 +24,4 @@ def settle(items: Iterable[BulkItem], outcome: str) -> None:
         groups.setdefault(item.tracker, []).append(item)
     for tracker, group in groups.items():
         tracker.settle(outcome, group)
+    crash_point("after_es_ack")
