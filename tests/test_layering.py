@@ -62,3 +62,23 @@ def test_each_subpackage_exports_exactly_its_all(name: str) -> None:
     public = {n for n in vars(module) if not n.startswith("_")} - {"annotations"}
     submodules = {n for n in public if type(getattr(module, n)).__name__ == "module"}
     assert set(module.__all__) == public - submodules
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "s3lb.sinks",
+        "s3lb.pipeline",
+        "s3lb.sources.sqs",
+        "s3lb.checkpoint",
+        "s3lb.cli",
+        "s3lb.aws.s3",
+    ],
+)
+def test_each_package_imports_first_in_a_fresh_interpreter(name: str) -> None:
+    """No import cycle hides behind a lucky import order."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True)
+    assert result.returncode == 0, result.stderr.decode()
