@@ -1,19 +1,22 @@
-"""S3 GET (streamed, ranged, pinned to an ETag) over httpx."""
+"""S3 GET (streamed, ranged, pinned to an ETag) and ListObjectsV2 over httpx."""
 
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ElementTree
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from urllib.parse import quote
+from datetime import datetime
+from typing import NamedTuple
+from urllib.parse import quote, unquote_plus
 
 import httpx
 
 from s3lb.aws._session import AwsSession
 from s3lb.errors import AccessDenied, ObjectGone, SourceUnavailable
 
-__all__ = ["ObjectBody", "S3Client"]
+__all__ = ["ListPage", "ListedObject", "ObjectBody", "S3Client"]
 
 _CODE = re.compile(rb"<Code>([^<]+)</Code>")
 _MESSAGE = re.compile(rb"<Message>([^<]*)</Message>")
@@ -104,6 +107,76 @@ class S3Client:
                 await response.aclose()
         raise SourceUnavailable(f"S3 kept redirecting s3://{bucket}/{key}")
 
+    async def list_page(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        region: str,
+        delimiter: str = "",
+        start_after: str = "",
+        continuation_token: str = "",
+        max_keys: int = 1000,
+    ) -> ListPage:
+        """One ListObjectsV2 call: up to ``max_keys`` objects and common prefixes, in key
+        order. Raise AccessDenied, ObjectGone (no such bucket) or SourceUnavailable."""
+        region = self._bucket_region.get(bucket, region)
+        params = {"list-type": "2", "encoding-type": "url", "max-keys": str(max_keys)}
+        if prefix:
+            params["prefix"] = prefix
+        if delimiter:
+            params["delimiter"] = delimiter
+        if continuation_token:
+            params["continuation-token"] = continuation_token
+        elif start_after:
+            params["start-after"] = start_after
+        # SigV4 signs the query as written: RFC 3986 encoding, names in order.
+        query = "&".join(f"{k}={quote(v, safe='-_.~')}" for k, v in sorted(params.items()))
+        for _attempt in range(2):
+            url = self._url(bucket, "", region) + "?" + query
+            signed = await self._session.sign("GET", url, service="s3", region=region)
+            try:
+                response = await self._http.get(url, headers=signed)
+            except httpx.HTTPError as exc:
+                raise SourceUnavailable(
+                    f"S3 ListObjectsV2 failed: {type(exc).__name__}: {exc}"
+                ) from None
+            if response.status_code == 200:
+                return _parse_list(response.content, bucket)
+            moved = response.headers.get("x-amz-bucket-region")
+            if moved and moved != region and response.status_code in (301, 307, 400):
+                self._bucket_region[bucket] = region = moved
+                continue
+            _raise_for_list(response.status_code, response.content, bucket, prefix)
+        raise SourceUnavailable(f"S3 kept redirecting the listing of s3://{bucket}")
+
+    async def list_objects(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        region: str,
+        start_after: str = "",
+        page_size: int = 1000,
+    ) -> AsyncIterator[ListedObject]:
+        """Every object under ``prefix`` whose key sorts after ``start_after``, in key
+        order, one page (``page_size`` keys) at a time: memory stays flat."""
+        token = ""
+        while True:
+            page = await self.list_page(
+                bucket,
+                prefix,
+                region=region,
+                start_after=start_after,
+                continuation_token=token,
+                max_keys=page_size,
+            )
+            for listed in page.objects:
+                yield listed
+            if not page.next_token:
+                return
+            token = page.next_token
+
 
 async def _empty() -> AsyncIterator[bytes]:
     return
@@ -127,3 +200,66 @@ def _raise_for(status: int, payload: bytes, bucket: str, key: str) -> None:
     if status == 403:
         raise AccessDenied(f"{code}: S3 refused {where}: {text}")
     raise SourceUnavailable(f"S3 GET {where}: HTTP {status} {code}: {text}")
+
+
+class ListedObject(NamedTuple):
+    """One object of a listing; ``etag`` without quotes, ``last_modified`` in UTC."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    """One ListObjectsV2 answer: objects and common prefixes (with a delimiter), each in
+    key order; ``next_token`` continues the listing, empty on the last page."""
+
+    objects: list[ListedObject]
+    prefixes: list[str]
+    next_token: str
+
+
+def _parse_list(payload: bytes, bucket: str) -> ListPage:
+    try:
+        root = ElementTree.fromstring(payload)
+    except ElementTree.ParseError as exc:
+        raise SourceUnavailable(f"S3 listing of s3://{bucket}: unreadable answer: {exc}") from None
+    encoded = root.findtext("{*}EncodingType") == "url"
+
+    def name(text: str | None) -> str:
+        # With encoding-type=url, S3 form-encodes names (a space is "+").
+        return unquote_plus(text or "") if encoded else (text or "")
+
+    try:
+        objects = [
+            ListedObject(
+                key=name(item.findtext("{*}Key")),
+                size=int(item.findtext("{*}Size") or 0),
+                etag=(item.findtext("{*}ETag") or "").strip('"'),
+                last_modified=datetime.fromisoformat(item.findtext("{*}LastModified") or ""),
+            )
+            for item in root.iterfind("{*}Contents")
+        ]
+    except ValueError as exc:
+        raise SourceUnavailable(f"S3 listing of s3://{bucket}: unreadable entry: {exc}") from None
+    prefixes = [name(p.findtext("{*}Prefix")) for p in root.iterfind("{*}CommonPrefixes")]
+    truncated = (root.findtext("{*}IsTruncated") or "").strip() == "true"
+    token = (root.findtext("{*}NextContinuationToken") or "") if truncated else ""
+    if truncated and not token:
+        raise SourceUnavailable(f"S3 listing of s3://{bucket}: truncated without a token")
+    return ListPage(objects, prefixes, token)
+
+
+def _raise_for_list(status: int, payload: bytes, bucket: str, prefix: str) -> None:
+    code_match = _CODE.search(payload)
+    message_match = _MESSAGE.search(payload)
+    code = code_match.group(1).decode() if code_match else str(status)
+    text = message_match.group(1).decode(errors="replace") if message_match else ""
+    where = f"s3://{bucket}/{prefix}"
+    if status == 404:
+        raise ObjectGone(f"{code}: cannot list {where}: {text or 'no such bucket'}")
+    if status == 403:
+        raise AccessDenied(f"{code}: S3 refused to list {where} (s3:ListBucket): {text}")
+    raise SourceUnavailable(f"S3 ListObjectsV2 {where}: HTTP {status} {code}: {text}")

@@ -1,4 +1,4 @@
-"""SQS over its JSON protocol: receive, delete, change visibility, attributes."""
+"""SQS over its JSON protocol: receive, delete, change visibility, attributes, send."""
 
 from __future__ import annotations
 
@@ -145,6 +145,18 @@ class SqsClient:
         """GetQueueAttributes."""
         data = await self._call("GetQueueAttributes", queue_url, {"AttributeNames": list(names)})
         return dict(data.get("Attributes") or {})
+
+    async def send_batch(self, queue_url: str, bodies: Sequence[str]) -> list[tuple[int, str]]:
+        """SendMessageBatch of up to 10 ``bodies``; return the indexes (into ``bodies``)
+        that SQS refused, with why. Raise SqsError when the call itself fails."""
+        if not bodies:
+            return []
+        entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)]
+        data = await self._call("SendMessageBatch", queue_url, {"Entries": entries})
+        return [
+            (int(f["Id"]), f"{f.get('Code', '')}: {f.get('Message', '')}")
+            for f in data.get("Failed") or []
+        ]
 
 
 def _error_of(response: httpx.Response) -> tuple[str, str]:
