@@ -28,6 +28,7 @@ _COMMAND_MODULES = [
     "s3lb.replay_cmd",
     "s3lb.check_cmd",
     "s3lb.state_cmd",
+    "s3lb.import_cmd",
 ]
 
 
