@@ -168,7 +168,8 @@ def _table(
         rows = [
             (
                 _printable(c.job),
-                "complete" if c.complete else "running",
+                # An incomplete job may be running, or interrupted: a rerun continues it.
+                "complete" if c.complete else "incomplete",
                 str(c.done),
                 str(c.failed),
                 _iso(c.updated) or "-",

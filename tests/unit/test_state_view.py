@@ -115,7 +115,7 @@ def test_the_table_puts_unfinished_objects_first() -> None:
     assert rows[1][0] == "failed" and rows[1][-1] == "NoSuchKey"
     assert rows[2][:3] == ["done", "120", "-"]  # compressed: no byte offset
     assert "imports: 1" in lines
-    assert any(line.split()[:3] == ["alb-may", "running", "7"] for line in lines)
+    assert any(line.split()[:3] == ["alb-may", "incomplete", "7"] for line in lines)
 
 
 def test_the_table_caps_done_rows_but_counts_them() -> None:
