@@ -1,9 +1,7 @@
-"""The delivery pipeline: wiring, ack tracking, object readers and checkpoints."""
+"""The delivery pipeline: wiring (``_wiring``), ack tracking (``_acks``), object
+readers (``_objects``) and checkpoints (``_checkpoints``).
 
-from __future__ import annotations
-
-from s3lb.pipeline._wiring import Delivery as Delivery
-from s3lb.pipeline._wiring import open_delivery as open_delivery
-from s3lb.pipeline._wiring import run_pipeline as run_pipeline
-
-__all__ = ["Delivery", "open_delivery", "run_pipeline"]
+Nothing is re-exported here on purpose: sources and sinks build on ``_acks`` and
+``_objects`` while ``_wiring`` builds on them, so importing the package must not pull
+the wiring in (an import cycle). Import from the modules.
+"""
