@@ -69,10 +69,10 @@ from s3lb.errors import (
     SourceUnavailable,
 )
 from s3lb.model import ObjectRef
-from s3lb.pipeline import Delivery, open_delivery
 from s3lb.pipeline._acks import ObjectTracker
 from s3lb.pipeline._checkpoints import state_of
 from s3lb.pipeline._objects import InputRuntime, ObjectTask
+from s3lb.pipeline._wiring import Delivery, open_delivery
 from s3lb.sinks.elasticsearch import backoff_delay
 from s3lb.telemetry import Telemetry
 
