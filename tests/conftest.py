@@ -188,3 +188,21 @@ def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
 
 
 __all__ = ["REPO", "Aws", "Daemon", "wait_until"]
+
+
+@pytest.fixture(scope="session")
+def opensearch_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real OpenSearch 2.19 node on 127.0.0.1 (tests/opensearch), started once per run.
+
+    Without Java 17+ (or Maven for a first build) the tests using it are skipped with the
+    reason; under ``CI=true`` that is a failure instead.
+    """
+    from tests import opensearch_node
+
+    reason = opensearch_node.skip_reason()
+    if reason:
+        if opensearch_node.in_ci():
+            pytest.fail(f"{reason} (CI=true: a missing node fails)", pytrace=False)
+        pytest.skip(reason)
+    with opensearch_node.running_node(tmp_path_factory.mktemp("opensearch")) as url:
+        yield url

@@ -1,4 +1,7 @@
-"""The real OpenSearch test node starts and behaves like OpenSearch for what s3lb uses."""
+"""The real OpenSearch test node starts and behaves like OpenSearch for what s3lb uses.
+
+``opensearch_url`` (tests/conftest.py) starts one node for the whole run.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +10,7 @@ import json
 import httpx
 import pytest
 
-try:  # tests/ as a package, or (pytest's default rootdir-less layout) tests/ on sys.path
-    from tests import opensearch_node
-except ImportError:
-    import opensearch_node
-
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def opensearch_url(tmp_path_factory: pytest.TempPathFactory):
-    reason = opensearch_node.skip_reason()
-    if reason:
-        if opensearch_node.in_ci():
-            pytest.fail(f"{reason} (CI=true: a missing node fails)", pytrace=False)
-        pytest.skip(reason)
-    with opensearch_node.running_node(tmp_path_factory.mktemp("opensearch")) as url:
-        yield url
 
 
 def _ndjson(*lines: dict) -> bytes:
