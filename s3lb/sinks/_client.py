@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import botocore.credentials
+import botocore.exceptions
 import botocore.session
 import certifi
 import httpx
@@ -211,6 +212,14 @@ class SigV4Auth(httpx.Auth):
                 )
         return self._credentials
 
+    def _frozen(self) -> botocore.credentials.ReadOnlyCredentials:
+        # A failed lookup or refresh (STS, instance metadata) is an outage to retry, not
+        # a crash: nothing is acknowledged meanwhile.
+        try:
+            return self._resolve().get_frozen_credentials()
+        except botocore.exceptions.BotoCoreError as exc:
+            raise SinkUnavailable(f"aws_auth: cannot get AWS credentials: {exc}") from None
+
     def _needs_thread(self) -> bool:
         creds = self._credentials
         if creds is None:
@@ -218,9 +227,6 @@ class SigV4Auth(httpx.Auth):
         return isinstance(creds, botocore.credentials.RefreshableCredentials) and bool(
             creds.refresh_needed()
         )
-
-    def _frozen(self) -> botocore.credentials.ReadOnlyCredentials:
-        return self._resolve().get_frozen_credentials()
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
         """Sign ``request`` (blocking credential lookups allowed)."""

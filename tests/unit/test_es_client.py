@@ -268,3 +268,23 @@ def test_an_unreadable_ca_file_is_a_configuration_error(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="ssl"):
         open_client(config)
+
+
+async def test_missing_aws_credentials_are_an_outage_to_retry_not_a_crash(
+    autojump_clock: trio.testing.MockClock,
+    aws_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    fake = FakeEs(clock=trio.current_time)
+    config = output(
+        hosts=["https://search-x.eu-west-1.es.amazonaws.com"], aws_auth={"region": "eu-west-1"}
+    )
+    sink = ElasticsearchSink(config, Telemetry(), DeadLetter(tmp_path / "dl"), fake.transport())
+    tracker, items = make_items(2)
+    with trio.move_on_after(120):
+        await sink.deliver(items)
+    assert tracker.settled == 0 and fake.requests == []
+    assert sink.telemetry.counters["bulk_failures"] > 1
