@@ -15,6 +15,7 @@ The seed's ``s3logsbeat.yml`` works unchanged:
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from collections.abc import Mapping
@@ -362,6 +363,9 @@ def _nest(value: Any) -> Any:
 
 
 def _expand_env(value: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(value, dt.date):
+        # An unquoted YAML date or time (``since: 2024-01-01``) is meant as text.
+        return value.isoformat()
     if isinstance(value, list):
         return [_expand_env(v, env) for v in value]
     if isinstance(value, dict):

@@ -83,6 +83,7 @@ class S3Client:
                 )
             except httpx.HTTPError as exc:
                 raise SourceUnavailable(f"S3 GET failed: {type(exc).__name__}: {exc}") from None
+            chunks = response.aiter_raw(CHUNK_BYTES)
             try:
                 if response.status_code in (200, 206):
                     yield ObjectBody(
@@ -90,7 +91,7 @@ class S3Client:
                         version_id=response.headers.get("x-amz-version-id", ""),
                         content_length=_int(response.headers.get("content-length")),
                         start=start if response.status_code == 206 else 0,
-                        chunks=response.aiter_raw(CHUNK_BYTES),
+                        chunks=chunks,
                     )
                     return
                 payload = await response.aread()
@@ -104,6 +105,7 @@ class S3Client:
                     return
                 _raise_for(response.status_code, payload, bucket, key)
             finally:
+                await chunks.aclose()  # type: ignore[attr-defined]  # an async generator
                 await response.aclose()
         raise SourceUnavailable(f"S3 kept redirecting s3://{bucket}/{key}")
 

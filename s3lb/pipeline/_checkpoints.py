@@ -80,7 +80,12 @@ class Checkpointer:
         """Commit every watermark that advanced since the last commit."""
         trackers = [t for t in self._dirty if t.watermark is not None and t.ref.identity]
         self._dirty.clear()
-        await self._commit(state_of(t) for t in trackers if not t.finished)
+        try:
+            await self._commit(state_of(t) for t in trackers if not t.finished)
+        except BaseException:
+            # Cancelled mid-commit (shutdown): the final, shielded flush writes them.
+            self._dirty.update(dict.fromkeys(trackers))
+            raise
 
     async def finish(self, trackers: Iterable[ObjectTracker]) -> None:
         """Commit the final state of finished objects (before their message goes)."""

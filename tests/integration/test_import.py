@@ -316,9 +316,6 @@ async def test_a_dated_layout_is_listed_by_the_days_near_the_window(aws: Aws) ->
     print(f"{len(calls)} List calls; the old years' {len(old_days)} day folders: none listed")
 
 
-# The reader leaves httpx's body iterator of a corrupt object to the garbage collector
-# (S3Client.open_object); trio then warns, in-process only.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_failed_objects_are_named_exit_1_and_are_retried_by_the_next_run(
     aws: Aws, fake_es: FakeEs, tmp_path: Path
 ) -> None:

@@ -133,3 +133,12 @@ def test_an_unknown_log_format_is_an_error_naming_the_input() -> None:
             "output.file.path: '-'"
         )
     assert info.value.path == "s3lb.inputs[0].log_format"
+
+
+def test_unquoted_yaml_dates_are_read_as_text() -> None:
+    config, _ = loads(
+        "s3lb:\n  inputs:\n    - {type: s3, buckets: ['s3://b'], since: 2024-01-01, "
+        "to: 2024-02-01 10:00:00}\noutput.file.path: '-'"
+    )
+    assert config.settings.inputs[0].since == "2024-01-01"
+    assert config.settings.inputs[0].to == "2024-02-01T10:00:00"
