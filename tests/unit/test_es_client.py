@@ -287,4 +287,4 @@ async def test_missing_aws_credentials_are_an_outage_to_retry_not_a_crash(
     with trio.move_on_after(120):
         await sink.deliver(items)
     assert tracker.settled == 0 and fake.requests == []
-    assert sink.telemetry.counters["bulk_failures"] > 1
+    assert sink.telemetry.counters["bulk_failures"] >= 1
