@@ -16,7 +16,8 @@ node, built on first use by tests/opensearch_node.py).
   ceiling for this data, less one loader.
 - Both write to indices ``bench-base-*`` / ``bench-s3lb-*`` under the index template
   ``s3lb setup`` installs (the mappings of the alb format); each index is deleted after
-  its round; a warm-up load is not counted; loader and s3lb alternate within each round.
+  its round; a warm-up load of the same documents (JIT, caches) is not counted; loader
+  and s3lb alternate within each round.
 - CPU seconds of each party are read from /proc: the daemon's process tree, the
   node's JVM, the loader (this process) and moto.
 
@@ -31,6 +32,7 @@ import argparse
 import http.client
 import queue
 import resource
+import socket
 import statistics
 import subprocess
 import sys
@@ -103,6 +105,9 @@ def load(url: str, bodies: list[bytes], workers: int) -> float:
 
     def worker() -> None:
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        conn.connect()
+        # As trio (hence s3lb) does: without it, Nagle holds each body's last segment.
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         while (body := work.get()) is not None:
             conn.request("POST", "/_bulk", body, {"Content-Type": "application/x-ndjson"})
             response = conn.getresponse()
@@ -174,7 +179,7 @@ def run(args: argparse.Namespace, tmp: Path, aws: h.Aws, es_url: str, jvm: int |
     plain_mb = sum(map(len, texts)) / 1e6
     gz_mb = sum(o[2] for o in objects) / 1e6
     base_bodies, total = build_bodies(texts, f"bench-base-{DAY}", args.bulk)
-    warm_bodies, _ = build_bodies(texts[:2], f"bench-warm-{DAY}", args.bulk)
+    warm_bodies, _ = build_bodies(texts, f"bench-warm-{DAY}", args.bulk)
     del texts
     print(
         f"data: {args.objects} objects x {args.lines:,} lines = {total:,} documents, "
@@ -250,7 +255,8 @@ def run(args: argparse.Namespace, tmp: Path, aws: h.Aws, es_url: str, jvm: int |
         return row
 
     print("warm-up (not counted) ...", flush=True)
-    load(es_url, warm_bodies, args.workers)
+    if args.sink == "opensearch":
+        load(es_url, warm_bodies, args.workers)
     drop(f"bench-warm-{DAY}")
 
     rows = []
