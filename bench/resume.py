@@ -45,8 +45,14 @@ def main() -> None:
         bucket = aws.bucket()
         key = "AWSLogs/123456789012/elasticloadbalancing/eu-west-1/2024/05/01/big.log"
         t = time.perf_counter()
-        text = b"".join(h.alb_stream(args.lines * 10_000, block_lines=20_000))
-        text = b"".join(text.splitlines(keepends=True)[: args.lines])
+        blocks, lines = [], 0
+        for block in h.alb_stream(args.lines * 1000, block_lines=20_000):
+            blocks.append(block)
+            lines += block.count(b"\n")
+            if lines >= args.lines:
+                break
+        text = b"".join(b"".join(blocks).splitlines(keepends=True)[: args.lines])
+        del blocks
         body = text if args.plain else h.gz(text)
         if not args.plain:
             key += ".gz"
