@@ -283,7 +283,9 @@ class ElasticsearchSink:
                 content = gzip.compress(body, level)
             else:
                 content = await trio.to_thread.run_sync(gzip.compress, body, level)
+        started = trio.current_time()
         response = await self.cluster.request("POST", path, content=content, headers=headers)
+        self.telemetry.observe("bulk_latency_seconds", trio.current_time() - started)
         if response.status_code == 200:
             return response.content
         text = response.text[:300]
