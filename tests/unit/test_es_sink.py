@@ -152,6 +152,7 @@ async def test_per_item_429s_are_retried_alone_with_jittered_exponential_backoff
     await sink.deliver(items)
     assert tracker.counts == {"indexed": 4}
     assert [r.n_items for r in fake.requests] == [4, 1, 1, 1, 1, 1]
+    assert sink.telemetry.histograms()["bulk_latency_seconds"].count == 6  # each answer timed
     for attempt, gap in enumerate(gaps(transport.times)):
         cap = min(8.0, 2.0**attempt)
         assert cap / 2 <= gap <= cap + 1e-6, (attempt, gap)
