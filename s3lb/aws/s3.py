@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ElementTree
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,7 +83,8 @@ class S3Client:
                 )
             except httpx.HTTPError as exc:
                 raise SourceUnavailable(f"S3 GET failed: {type(exc).__name__}: {exc}") from None
-            chunks = response.aiter_raw(CHUNK_BYTES)
+            raw = response.aiter_raw(CHUNK_BYTES)
+            chunks = _interruptible(raw, f"s3://{bucket}/{key}")
             try:
                 if response.status_code in (200, 206):
                     yield ObjectBody(
@@ -105,7 +106,8 @@ class S3Client:
                     return
                 _raise_for(response.status_code, payload, bucket, key)
             finally:
-                await chunks.aclose()  # type: ignore[attr-defined]  # an async generator
+                await chunks.aclose()
+                await raw.aclose()  # type: ignore[attr-defined]  # an async generator
                 await response.aclose()
         raise SourceUnavailable(f"S3 kept redirecting s3://{bucket}/{key}")
 
@@ -178,6 +180,18 @@ class S3Client:
             if not page.next_token:
                 return
             token = page.next_token
+
+
+async def _interruptible(chunks: AsyncIterator[bytes], where: str) -> AsyncGenerator[bytes, None]:
+    """The body's chunks; a connection lost mid-body is a SourceUnavailable (the reader
+    resumes from where it stopped), not an unexpected error."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except httpx.HTTPError as exc:
+        raise SourceUnavailable(
+            f"S3 read of {where} interrupted: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 async def _empty() -> AsyncIterator[bytes]:

@@ -81,7 +81,8 @@ class Checkpointer:
         trackers = [t for t in self._dirty if t.watermark is not None and t.ref.identity]
         self._dirty.clear()
         try:
-            await self._commit(state_of(t) for t in trackers if not t.finished)
+            # Finished ones too: acks that arrive after an object failed still count.
+            await self._commit(state_of(t) for t in trackers)
         except BaseException:
             # Cancelled mid-commit (shutdown): the final, shielded flush writes them.
             self._dirty.update(dict.fromkeys(trackers))

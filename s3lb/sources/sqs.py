@@ -131,8 +131,21 @@ class SqsSource:
                 failures = 0
                 self._release_slots(taken - len(messages))
                 self.telemetry.count("messages_received", len(messages))
+                # Every message of the batch is in flight (heartbeated) before the
+                # first task waits for a reader.
+                tasks: list[ObjectTask] = []
+                nothing_new: list[Message] = []
                 for message in messages:
-                    await self._dispatch(queue, message, send)
+                    accepted = self._accept(queue, message)
+                    if accepted is None:
+                        nothing_new.append(message)
+                    else:
+                        tasks += accepted
+                if nothing_new:
+                    await self._delete(nothing_new)
+                    self._release_slots(len(nothing_new))
+                for task in tasks:
+                    await send.send(task)
                 if not messages:
                     await trio.sleep(queue.poll_frequency)
 
@@ -140,9 +153,9 @@ class SqsSource:
         for _ in range(n):
             self._slots.release()
 
-    async def _dispatch(
-        self, queue: QueueInput, message: Message, send: trio.MemorySendChannel[ObjectTask]
-    ) -> None:
+    def _accept(self, queue: QueueInput, message: Message) -> list[ObjectTask] | None:
+        """Decode ``message`` and put it in flight (heartbeats start now); return its
+        object tasks, or None when it names no new object (to delete)."""
         where = {"queue": queue.queue_url, "message_id": message.message_id}
         try:
             notification = decode_notification(message.body)
@@ -155,7 +168,7 @@ class SqsSource:
                 receive_count=message.receive_count,
                 **where,
             )
-            return
+            return []
         if notification.ignored:
             self.telemetry.count("records_ignored", len(notification.ignored))
         if not notification.objects:
@@ -165,9 +178,7 @@ class SqsSource:
                 ignored=",".join(notification.ignored),
                 **where,
             )
-            await self._delete([message])
-            self._slots.release()
-            return
+            return None
         now = trio.current_time()
         tracker = MessageTracker(
             message,
@@ -178,10 +189,12 @@ class SqsSource:
         )
         self._inflight.add(tracker)
         progressed = self.checkpointer.progressed if self.checkpointer else lambda _t: None
+        tasks = []
         for ref in notification.objects:
             self.telemetry.notification_lag(ref.event_time)
             object_tracker = ObjectTracker(ref, tracker.object_finished, on_progress=progressed)
-            await send.send(ObjectTask(ref, queue.input, object_tracker, queue.region))
+            tasks.append(ObjectTask(ref, queue.input, object_tracker, queue.region))
+        return tasks
 
     async def finish(self, receive: trio.MemoryReceiveChannel[MessageTracker]) -> None:
         """Delete (or keep) finished messages until ``receive`` is closed and drained."""
