@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["ObjectRef", "content_id", "document_id"]
@@ -37,8 +38,22 @@ def document_id(ref: ObjectRef, position: int) -> str:
     Re-reading the same object version yields the same ids; two identical lines at
     different positions stay two documents.
     """
-    material = f"{ref.bucket}\x00{ref.key}\x00{ref.identity}\x00{position}".encode()
-    return hashlib.blake2b(material, digest_size=16).hexdigest()
+    return document_ids(ref)(position)
+
+
+def document_ids(ref: ObjectRef) -> Callable[[int], str]:
+    """:func:`document_id` for many positions of one object: the object's part of the
+    hash is computed once."""
+    base = hashlib.blake2b(
+        f"{ref.bucket}\x00{ref.key}\x00{ref.identity}\x00".encode(), digest_size=16
+    )
+
+    def make(position: int) -> str:
+        digest = base.copy()
+        digest.update(str(position).encode())
+        return digest.hexdigest()
+
+    return make
 
 
 def content_id(raw_line: bytes) -> str:

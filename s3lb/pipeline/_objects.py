@@ -15,9 +15,10 @@ to the first response's ETag, so a changed object is not mixed with the old one.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ from s3lb.config import Input
 from s3lb.deadletter import DeadLetter
 from s3lb.errors import AccessDenied, ObjectCorrupt, ObjectGone, SourceUnavailable
 from s3lb.formats import ParseError, skip_reason
-from s3lb.model import ObjectRef, content_id, document_id
+from s3lb.model import ObjectRef, content_id, document_ids
 from s3lb.parsing import ObjectCutter, ObjectParser, ParseFailure, UnknownFormat
 from s3lb.pipeline._acks import BulkItem, ObjectTracker
 from s3lb.reader import Decompressor, RawRecord
@@ -79,6 +80,8 @@ class ObjectTask:
 
 _encoder = msgspec.json.Encoder()
 log = logging.getLogger("s3lb")
+#: Records parsed between two yields to the event loop.
+_SLICE = 1000
 #: Dead-lettered records logged per object; the rest are counted in the object's line.
 _LOGGED_PER_OBJECT = 3
 
@@ -189,6 +192,7 @@ class _ObjectRun:
         self._plain: bool | None = None  # known once the first bytes arrived
         #: Positions a previous run had acknowledged beyond its watermark.
         self.acked_beyond: list[range] = []
+        self._ids: tuple[ObjectRef, Callable[[int], str]] | None = None
 
     async def resume_from_checkpoint(self) -> bool:
         """Start from the object's checkpoint; True if the object is already done."""
@@ -202,6 +206,8 @@ class _ObjectRun:
         if state.status == "done":
             return True
         tracker.watermark = Watermark(state.acked, state.offset)
+        # The stored counts cover earlier attempts: this one adds to them.
+        tracker.counts.update(msgspec.structs.asdict(state.records))
         self.acked_beyond = [range(first, last + 1) for first, last in state.beyond]
         if state.acked or state.beyond:
             self.next_position = state.acked + 1
@@ -283,17 +289,26 @@ class _ObjectRun:
         cutter: ObjectCutter,
         send: trio.MemorySendChannel[list[BulkItem]],
     ) -> None:
-        items = self._items(records)
-        if items:
-            self.task.tracker.add(len(items))
-            self.reader.telemetry.count("events_read", len(items))
-            await send.send(items)
+        # A slice at a time: parsing is CPU work, and the bulk workers and pollers must
+        # get the loop between slices (each send is a checkpoint).
+        pending = iter(records)
+        while batch := list(itertools.islice(pending, _SLICE)):
+            items = self._items(batch)
+            if items:
+                self.task.tracker.add(len(items))
+                self.reader.telemetry.count("events_read", len(items))
+                await send.send(items)
+            else:
+                await trio.lowlevel.checkpoint()
         self.next_position = max(self.next_position, cutter.next_position)
         self.next_offset = max(self.next_offset, cutter.next_offset)
 
     def _items(self, records: Iterable[RawRecord]) -> list[BulkItem]:
-        namer, ref, tracker = self.reader.namer, self.ref, self.task.tracker
+        namer, tracker = self.reader.namer, self.task.tracker
         content_ids = self.reader.content_ids
+        if self._ids is None or self._ids[0] is not self.ref:
+            self._ids = (self.ref, document_ids(self.ref))
+        ids = self._ids[1]
         items: list[BulkItem] = []
         for record in records:
             if record.position < self.next_position:
@@ -315,7 +330,7 @@ class _ObjectRun:
                     doc_id=(
                         content_id(record.raw + record.ending)
                         if content_ids
-                        else document_id(ref, record.position)
+                        else ids(record.position)
                     ),
                     source=_encoder.encode(doc),
                     tracker=tracker,

@@ -96,14 +96,28 @@ class _Response(msgspec.Struct):
 _decoder = msgspec.json.Decoder(_Response)
 
 
+class _Summary(msgspec.Struct):
+    errors: bool = True
+    items: list[msgspec.Raw] = []
+
+
+_summary_decoder = msgspec.json.Decoder(_Summary)
+
+
 def classify(payload: bytes, items: Sequence[BulkItem]) -> list[tuple[BulkItem, str, str]]:
     """``(item, outcome, reason)`` for each item; outcome is ``indexed``,
     ``duplicate``, ``retry`` or ``rejected``. A response that does not match the
     request (wrong length, not JSON) raises ValueError: the caller retries it whole."""
     try:
-        response = _decoder.decode(payload)
+        summary = _summary_decoder.decode(payload)
     except msgspec.DecodeError as exc:
         raise ValueError(f"unreadable bulk response: {exc}") from None
+    if len(summary.items) != len(items):
+        raise ValueError(f"bulk response has {len(summary.items)} items for {len(items)} sent")
+    if not summary.errors:
+        # The common case: every item created (a 409 or any failure sets "errors").
+        return [(item, "indexed", "") for item in items]
+    response = _decoder.decode(payload)
     if len(response.items) != len(items):
         raise ValueError(f"bulk response has {len(response.items)} items for {len(items)} sent")
     results = []

@@ -73,6 +73,7 @@ class IndexNamer:
             position = match.end()
         self._parts.append(pattern[position:])
         self._static = all(isinstance(p, str) for p in self._parts)
+        self._has_fields = any(isinstance(p, tuple) and p[0] == "field" for p in self._parts)
         self._cache: dict[str, str] = {}
 
     def __call__(self, document: dict[str, Any]) -> str:
@@ -81,7 +82,7 @@ class IndexNamer:
             return self.pattern
         ts = str(document.get("@timestamp", ""))
         key = ts[:13]
-        has_fields = any(isinstance(p, tuple) and p[0] == "field" for p in self._parts)
+        has_fields = self._has_fields
         if not has_fields and key in self._cache:
             return self._cache[key]
         out = []

@@ -84,6 +84,8 @@ class ElasticsearchSink:
         self.dead_letter = dead_letter
         self.cluster = Cluster(config, transport)
         self._down = False
+        #: Workers sending a request right now (idle workers flush at once).
+        self._busy = 0
         self._bulk_path = "/_bulk"
         if config.pipeline:
             self._bulk_path += "?pipeline=" + quote(config.pipeline, safe="")
@@ -105,7 +107,11 @@ class ElasticsearchSink:
                 batch, leftover = await self._gather(receive, leftover)
                 if not batch:
                     return
-                await self.deliver(batch)
+                self._busy += 1
+                try:
+                    await self.deliver(batch)
+                finally:
+                    self._busy -= 1
 
     async def _gather(
         self, receive: trio.MemoryReceiveChannel[list[BulkItem]], batch: list[BulkItem]
@@ -119,6 +125,17 @@ class ElasticsearchSink:
                 return [], []
         # An estimate (the action lines are not encoded yet): deliver() cuts exactly.
         size = sum(len(item.source) for item in batch)
+        while len(batch) < limit and size < max_bytes:
+            try:
+                more = receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            batch.extend(more)
+            size += sum(len(item.source) for item in more)
+        if self._busy == 0:
+            # Every other worker is idle: the cluster has room, send what there is now.
+            # While some are busy, wait up to flush_interval for a fuller request.
+            return batch[:limit], batch[limit:]
         with trio.move_on_after(self.config.flush_interval):
             while len(batch) < limit and size < max_bytes:
                 try:
