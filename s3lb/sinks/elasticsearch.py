@@ -84,8 +84,10 @@ class ElasticsearchSink:
         self.dead_letter = dead_letter
         self.cluster = Cluster(config, transport)
         self._down = False
-        #: Workers sending a request right now (idle workers flush at once).
+        #: Workers sending a request right now (idle workers flush at once), and the
+        #: scopes of workers filling a batch meanwhile (cancelled when one is done).
         self._busy = 0
+        self._filling: set[trio.CancelScope] = set()
         self._bulk_path = "/_bulk"
         if config.pipeline:
             self._bulk_path += "?pipeline=" + quote(config.pipeline, safe="")
@@ -112,6 +114,9 @@ class ElasticsearchSink:
                     await self.deliver(batch)
                 finally:
                     self._busy -= 1
+                    # Room again: whoever is filling a batch sends it now.
+                    for scope in self._filling:
+                        scope.cancel()
 
     async def _gather(
         self, receive: trio.MemoryReceiveChannel[list[BulkItem]], batch: list[BulkItem]
@@ -134,16 +139,21 @@ class ElasticsearchSink:
             size += sum(len(item.source) for item in more)
         if self._busy == 0:
             # Every other worker is idle: the cluster has room, send what there is now.
-            # While some are busy, wait up to flush_interval for a fuller request.
             return batch[:limit], batch[limit:]
-        with trio.move_on_after(self.config.flush_interval):
-            while len(batch) < limit and size < max_bytes:
-                try:
-                    more = await receive.receive()
-                except trio.EndOfChannel:
-                    break
-                batch.extend(more)
-                size += sum(len(item.source) for item in more)
+        # The others are all sending: fill a fuller request until one of them is done,
+        # or flush_interval passes.
+        with trio.move_on_after(self.config.flush_interval) as scope:
+            self._filling.add(scope)
+            try:
+                while len(batch) < limit and size < max_bytes:
+                    try:
+                        more = await receive.receive()
+                    except trio.EndOfChannel:
+                        break
+                    batch.extend(more)
+                    size += sum(len(item.source) for item in more)
+            finally:
+                self._filling.discard(scope)
         return batch[:limit], batch[limit:]
 
     async def deliver(self, batch: Sequence[BulkItem]) -> None:
