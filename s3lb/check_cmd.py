@@ -36,6 +36,7 @@ from s3lb.aws._session import AwsSession
 from s3lb.aws.sqs import SqsClient, SqsError
 from s3lb.config import Config, ElasticsearchOutput, FileOutput, load
 from s3lb.errors import ConfigError, S3lbError
+from s3lb.sinks._client import redact_url
 
 __all__ = ["Check", "add_parser", "run_checks"]
 
@@ -112,7 +113,10 @@ async def run_checks(config: Config, timeout: float = 10.0) -> list[Check]:
     jobs += [(f"bucket {b}", lambda http, b=b: _bucket(session, http, b)) for b in _buckets(config)]
     sink = config.sink
     if isinstance(sink, ElasticsearchOutput):
-        jobs += [(f"cluster {u}", lambda http, u=u: _cluster(sink, u)) for u in sink.host_urls()]
+        jobs += [
+            (f"cluster {redact_url(u)}", lambda http, u=u: _cluster(sink, u))
+            for u in sink.host_urls()
+        ]
     results: list[Check] = [Check("FAIL", what, "not run") for what, _ in jobs]
 
     async def run(i: int, http: httpx.AsyncClient) -> None:

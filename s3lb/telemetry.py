@@ -76,6 +76,7 @@ COUNTERS: dict[str, str] = {
     "bulk_item_retries": "bulk items answered 429/5xx and sent again",
     "bulk_too_large": "_bulk requests answered 413, split in halves (or dead-lettered alone)",
     "dead_letter_index_entries": "rejected documents written to dead_letter_index",
+    "dead_letter_errors": "rejected documents the dead-letter store could not keep",
     # checkpoint
     "checkpoint_commits": "checkpoint store transactions",
     "checkpoint_errors": "checkpoint store failures",
@@ -96,6 +97,7 @@ ERROR_COUNTERS = (
     "sqs_receive_errors",
     "messages_undecodable",
     "checkpoint_errors",
+    "dead_letter_errors",
 )
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)

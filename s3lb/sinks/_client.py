@@ -20,6 +20,7 @@ from collections.abc import AsyncGenerator, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import botocore.credentials
 import botocore.exceptions
@@ -32,7 +33,13 @@ from aws_requests_auth.aws_auth import AWSRequestsAuth
 from s3lb.config import AwsAuth, ElasticsearchOutput, Ssl
 from s3lb.errors import ConfigError, SinkUnavailable
 
-__all__ = ["Cluster", "SigV4Auth", "open_client", "ssl_context"]
+__all__ = [
+    "Cluster",
+    "SigV4Auth",
+    "open_client",
+    "redact_url",
+    "ssl_context",
+]
 
 
 class Cluster:
@@ -69,7 +76,7 @@ class Cluster:
                 )
             except httpx.HTTPError as exc:
                 self.fail_over()
-                last = f"{method} {url}: {_describe(exc)}"
+                last = f"{method} {redact_url(url)}: {_describe(exc)}"
         raise SinkUnavailable(last)
 
     def fail_over(self) -> None:
@@ -85,6 +92,17 @@ class Cluster:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def redact_url(url: object) -> str:
+    """``url`` with the password of its user info (``user:pass@host``) masked, for
+    messages and logs."""
+    text = str(url)
+    parts = urlsplit(text)
+    if parts.password is None:
+        return text
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def _describe(exc: BaseException) -> str:

@@ -38,7 +38,7 @@ from s3lb.config import ElasticsearchOutput
 from s3lb.deadletter import DeadLetter
 from s3lb.errors import SinkUnavailable
 from s3lb.sinks._bulk import build_body, classify, item_size, split_requests
-from s3lb.sinks._client import Cluster
+from s3lb.sinks._client import Cluster, redact_url
 from s3lb.sinks._settle import settle
 from s3lb.telemetry import Telemetry
 
@@ -229,28 +229,43 @@ class ElasticsearchSink:
         to_files = list(rejected)
         if self.config.dead_letter_index:
             to_files = await self._to_dead_letter_index(rejected)
+        unkept: set[int] = set()
         for item, reason in to_files:
             ref = item.tracker.ref
-            self.dead_letter.write(
-                "rejected",
-                reason,
-                ref,
-                item.position,
-                _index=item.index,
-                _id=item.doc_id,
-                document=item.source.decode("utf-8", "replace"),
-            )
+            try:
+                self.dead_letter.write(
+                    "rejected",
+                    reason,
+                    ref,
+                    item.position,
+                    _index=item.index,
+                    _id=item.doc_id,
+                    document=item.source.decode("utf-8", "replace"),
+                )
+            except OSError as exc:
+                # Disk full, say: a document that cannot be kept is not settled, so its
+                # object stays unfinished and its message comes back later.
+                unkept.add(id(item))
+                self.telemetry.count("dead_letter_errors")
+                self.telemetry.error(
+                    "cannot write the dead-letter store; the document stays unsettled",
+                    bucket=ref.bucket,
+                    key=ref.key,
+                    position=item.position,
+                    reason=f"{type(exc).__name__}: {exc}",
+                )
         first_item, first_reason = rejected[0]
         self.telemetry.warning(
             "documents rejected by the cluster, dead-lettered",
-            documents=len(rejected),
+            documents=len(rejected) - len(unkept),
             bucket=first_item.tracker.ref.bucket,
             key=first_item.tracker.ref.key,
             position=first_item.position,
             reason=first_reason,
         )
-        self.telemetry.count("events_rejected", len(rejected))
-        settle([item for item, _ in rejected], "rejected")
+        kept = [item for item, _ in rejected if id(item) not in unkept]
+        self.telemetry.count("events_rejected", len(kept))
+        settle(kept, "rejected")
 
     async def _to_dead_letter_index(
         self, rejected: Sequence[tuple[BulkItem, str]]
@@ -321,7 +336,7 @@ class ElasticsearchSink:
         # Let the next attempt try another host: this one may be the sick one.
         self.cluster.fail_over()
         raise SinkUnavailable(
-            f"{response.url}: HTTP {response.status_code} for {n_items} items: {text}"
+            f"{redact_url(response.url)}: HTTP {response.status_code} for {n_items} items: {text}"
         )
 
     async def _pause(self, attempt: int) -> None:

@@ -181,11 +181,6 @@ async def test_an_unparseable_line_on_a_full_disk_keeps_its_message_for_later(
     assert set(good.expected_docs()) <= {i for _, i in rig.es.docs}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ElasticsearchSink._reject lets the OSError of DeadLetter.write escape "
-    "(disk full): the sink worker dies and run_pipeline stops with a traceback",
-)
 async def test_a_cluster_reject_on_a_full_disk_does_not_stop_the_daemon(
     autojump_clock: MockClock, rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:

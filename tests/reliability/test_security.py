@@ -122,12 +122,6 @@ def test_sentinel_secrets_never_appear_in_logs_state_dead_letters_or_errors(
     assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files), files
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a password written in a host URL (http://user:pass@host, which httpx "
-    "turns into Basic auth) is logged: SinkUnavailable and Cluster.request put the "
-    "full URL in their messages",
-)
 async def test_a_password_inside_a_host_url_is_never_logged(
     autojump_clock: MockClock, rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
