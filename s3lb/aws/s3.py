@@ -203,11 +203,17 @@ def _int(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-def _raise_for(status: int, payload: bytes, bucket: str, key: str) -> None:
+def _error_of(status: int, payload: bytes) -> tuple[str, str]:
+    """S3's error ``(Code, Message)`` from an XML error body."""
     code_match = _CODE.search(payload)
     message_match = _MESSAGE.search(payload)
     code = code_match.group(1).decode() if code_match else str(status)
     text = message_match.group(1).decode(errors="replace") if message_match else ""
+    return code, text
+
+
+def _raise_for(status: int, payload: bytes, bucket: str, key: str) -> None:
+    code, text = _error_of(status, payload)
     where = f"s3://{bucket}/{key}"
     if status == 404:
         raise ObjectGone(f"{code}: {where} does not exist")
@@ -269,10 +275,7 @@ def _parse_list(payload: bytes, bucket: str) -> ListPage:
 
 
 def _raise_for_list(status: int, payload: bytes, bucket: str, prefix: str) -> None:
-    code_match = _CODE.search(payload)
-    message_match = _MESSAGE.search(payload)
-    code = code_match.group(1).decode() if code_match else str(status)
-    text = message_match.group(1).decode(errors="replace") if message_match else ""
+    code, text = _error_of(status, payload)
     where = f"s3://{bucket}/{prefix}"
     if status == 404:
         raise ObjectGone(f"{code}: cannot list {where}: {text or 'no such bucket'}")
