@@ -23,6 +23,7 @@ __all__ = [
     "UINT32",
     "UINT64",
     "QuotedTokenizer",
+    "decode_line",
     "deep_url_decode",
     "split_host_port",
     "split_quoted",
@@ -241,3 +242,11 @@ def split_request(request: str, doc: dict[str, Any]) -> None:
         doc["request_url"] = url_decode_plus(url)
     if proto:
         doc["request_proto"] = proto
+
+
+def decode_line(raw: bytes) -> str:
+    """A record's text: UTF-8, with invalid bytes replaced rather than fatal."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace")

@@ -21,6 +21,7 @@ from s3lb.formats._fields import (
     INT32,
     INT64,
     QuotedTokenizer,
+    decode_line,
     split_host_port,
     split_request,
     to_float,
@@ -71,10 +72,7 @@ class AlbParser:
 
     def parse(self, raw: bytes) -> Document | None:
         """Return the document for one ALB line (``None`` for a blank line)."""
-        try:
-            line = raw.decode()
-        except UnicodeDecodeError:
-            line = raw.decode("utf-8", "replace")
+        line = decode_line(raw)
         # The lines of one object share a shape: try its regex before anything else.
         shape = _tokenizer.current
         m = shape.match(line) if shape is not None else None

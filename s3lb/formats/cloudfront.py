@@ -24,6 +24,7 @@ from s3lb.formats._fields import (
     INT64,
     UINT16,
     UINT64,
+    decode_line,
     deep_url_decode,
     to_float,
     to_int,
@@ -195,10 +196,7 @@ class CloudFrontParser:
 
     def parse(self, raw: bytes) -> Document | None:
         """Return the document for one line; ``None`` for headers and blank lines."""
-        try:
-            line = raw.decode()
-        except UnicodeDecodeError:
-            line = raw.decode("utf-8", "replace")
+        line = decode_line(raw)
         if line.startswith("#"):
             if line.startswith("#Fields:"):
                 spec = line[len("#Fields:") :].strip()

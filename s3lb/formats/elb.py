@@ -16,6 +16,7 @@ from s3lb.formats._base import Document, LogFormat, ParseError
 from s3lb.formats._fields import (
     INT16,
     QuotedTokenizer,
+    decode_line,
     split_host_port,
     split_request,
     to_float,
@@ -38,10 +39,7 @@ class ElbParser:
 
     def parse(self, raw: bytes) -> Document | None:
         """Return the document for one Classic ELB line (``None`` for a blank line)."""
-        try:
-            line = raw.decode()
-        except UnicodeDecodeError:
-            line = raw.decode("utf-8", "replace")
+        line = decode_line(raw)
         t = _tokenizer.split(line)
         n = len(t)
         if n < MIN_FIELDS:

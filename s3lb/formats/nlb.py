@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, final
 
 from s3lb.formats._base import Document, LogFormat, ParseError
-from s3lb.formats._fields import INT64, split_host_port, to_int, url_decode
+from s3lb.formats._fields import INT64, decode_line, split_host_port, to_int, url_decode
 from s3lb.formats._time import iso_utc_naive
 
 __all__ = ["FORMAT", "NlbParser"]
@@ -51,10 +51,7 @@ class NlbParser:
 
     def parse(self, raw: bytes) -> Document | None:
         """Return the document for one NLB line (``None`` for a blank line)."""
-        try:
-            line = raw.decode()
-        except UnicodeDecodeError:
-            line = raw.decode("utf-8", "replace")
+        line = decode_line(raw)
         t = line.split()
         n = len(t)
         if n < MIN_FIELDS:

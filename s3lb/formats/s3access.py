@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, final
 
 from s3lb.formats._base import Document, LogFormat, ParseError
-from s3lb.formats._fields import INT64, QuotedTokenizer, to_int, url_decode_plus
+from s3lb.formats._fields import INT64, QuotedTokenizer, decode_line, to_int, url_decode_plus
 from s3lb.formats._time import format_dt
 
 __all__ = ["FIELDS", "FORMAT", "S3AccessParser"]
@@ -80,10 +80,7 @@ class S3AccessParser:
 
     def parse(self, raw: bytes) -> Document | None:
         """Return the document for one access log line (``None`` for a blank line)."""
-        try:
-            line = raw.decode()
-        except UnicodeDecodeError:
-            line = raw.decode("utf-8", "replace")
+        line = decode_line(raw)
         t = _tokenizer.split(line.rstrip(" "))
         n = len(t)
         if n < MIN_FIELDS:

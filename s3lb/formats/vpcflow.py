@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, final
 
 from s3lb.formats._base import Document, LogFormat, ParseError
-from s3lb.formats._fields import INT64, to_int
+from s3lb.formats._fields import INT64, decode_line, to_int
 from s3lb.formats._time import epoch_seconds
 
 __all__ = ["DEFAULT_FIELDS", "FORMAT", "KNOWN_FIELDS", "VpcFlowParser", "is_header"]
@@ -113,10 +113,7 @@ class VpcFlowParser:
 
     def parse(self, raw: bytes) -> Document | None:
         """Return the document for one record; ``None`` for the header or a blank line."""
-        try:
-            line = raw.decode()
-        except UnicodeDecodeError:
-            line = raw.decode("utf-8", "replace")
+        line = decode_line(raw)
         # Split on runs of whitespace: some AWS examples hold a double space.
         tokens = line.split()
         if not tokens:
