@@ -32,16 +32,20 @@ def decode_object(raw: bytes) -> dict[str, Any] | None:
     """
     try:
         value = _decoder.decode(raw)
-    except UnicodeDecodeError:
-        # msgspec insists on valid UTF-8; retry with the bad bytes replaced.
-        try:
-            value = _decoder.decode(raw.decode("utf-8", "replace"))
-        except msgspec.DecodeError as exc:
-            raise ParseError(f"invalid JSON: {exc}") from None
-    except msgspec.DecodeError as exc:
+    except (UnicodeDecodeError, msgspec.DecodeError) as exc:
+        # msgspec insists on valid UTF-8 (older versions raise UnicodeDecodeError, newer
+        # ones DecodeError): retry with the bad bytes replaced.
         if not raw.strip():
             return None
-        raise ParseError(f"invalid JSON: {exc}") from None
+        try:
+            raw.decode()
+        except UnicodeDecodeError:
+            try:
+                value = _decoder.decode(raw.decode("utf-8", "replace"))
+            except msgspec.DecodeError as again:
+                raise ParseError(f"invalid JSON: {again}") from None
+        else:
+            raise ParseError(f"invalid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise ParseError(f"a JSON record must be an object, got {type(value).__name__}")
     return value
