@@ -63,11 +63,24 @@ class Checkpointer:
         self._dirty: dict[ObjectTracker, None] = {}
         self._wake = trio.Event()
         self._broken = False
+        # Progress reports so far, and how many of them the last commit covered.
+        self._reported = 0
+        self._durable = 0
+        self._durable_changed = trio.Event()
 
     def progressed(self, tracker: ObjectTracker) -> None:
         """A tracker's watermark may have advanced (called from the sink, sync)."""
         self._dirty[tracker] = None
+        self._reported += 1
         self._wake.set()
+
+    async def wait_durable(self) -> None:
+        """Return once every progress reported so far is committed. A bulk worker waits
+        here before its next batch, so at most one batch per worker is ever acknowledged
+        and not yet durable: the bound on what a kill -9 makes us send again."""
+        target = self._reported
+        while self._durable < target:
+            await self._durable_changed.wait()
 
     async def run(self) -> None:
         """Commit advanced watermarks until cancelled."""
@@ -78,6 +91,7 @@ class Checkpointer:
 
     async def flush(self) -> None:
         """Commit every watermark that advanced since the last commit."""
+        covered = self._reported
         trackers = [t for t in self._dirty if t.watermark is not None and t.ref.identity]
         self._dirty.clear()
         try:
@@ -87,6 +101,9 @@ class Checkpointer:
             # Cancelled mid-commit (shutdown): the final, shielded flush writes them.
             self._dirty.update(dict.fromkeys(trackers))
             raise
+        self._durable = max(self._durable, covered)
+        changed, self._durable_changed = self._durable_changed, trio.Event()
+        changed.set()
 
     async def finish(self, trackers: Iterable[ObjectTracker]) -> None:
         """Commit the final state of finished objects (before their message goes)."""

@@ -76,7 +76,7 @@ class Delivery:
         out = config.sink
         if isinstance(out, ElasticsearchOutput):
             self.sink: ElasticsearchSink | FileSink = ElasticsearchSink(
-                out, telemetry, self.dead_letter
+                out, telemetry, self.dead_letter, durable=self.checkpointer.wait_durable
             )
             namer = IndexNamer(out.index)
             self._item_buffer = out.worker * 2

@@ -26,7 +26,7 @@ import hashlib
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -50,6 +50,10 @@ __all__ = ["ElasticsearchSink", "backoff_delay", "dead_letter_entry_id"]
 _encoder = msgspec.json.Encoder()
 #: Bodies smaller than this are gzipped on the event loop; larger ones in a thread.
 _INLINE_GZIP = 256 * 1024
+
+
+async def _nothing() -> None:
+    return None
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
@@ -78,12 +82,18 @@ class ElasticsearchSink:
         telemetry: Telemetry,
         dead_letter: DeadLetter,
         transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        durable: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.config = config
         self.telemetry = telemetry
         self.dead_letter = dead_letter
         self.cluster = Cluster(config, transport)
         self._down = False
+        #: Awaited after each delivered batch: returns once what it acknowledged is
+        #: durable (the pipeline's checkpoints), so a crash re-sends at most one batch
+        #: per worker.
+        self._durable = durable or _nothing
         #: Workers sending a request right now (idle workers flush at once), and the
         #: scopes of workers filling a batch meanwhile (cancelled when one is done).
         self._busy = 0
@@ -112,6 +122,7 @@ class ElasticsearchSink:
                 self._busy += 1
                 try:
                     await self.deliver(batch)
+                    await self._durable()
                 finally:
                     self._busy -= 1
                     # Room again: whoever is filling a batch sends it now.
