@@ -86,6 +86,15 @@ class Aws:
             )
         return name
 
+    def quiet_queue(self, **attributes: Any) -> tuple[str, str]:
+        """A queue notified by a new bucket, with the bucket's TestEvent already gone;
+        returns (queue URL, bucket)."""
+        queue = self.queue(**attributes)
+        bucket = self.bucket(queue)
+        wait_until(lambda: self.counts(queue)[0] == 1, 10, "the TestEvent")
+        self.sqs.purge_queue(QueueUrl=queue)
+        return queue, bucket
+
     def put(self, bucket: str, key: str, body: bytes, compress: bool = False) -> str:
         """Upload; return the ETag (unquoted)."""
         data = gzip.compress(body) if compress else body

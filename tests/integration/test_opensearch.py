@@ -155,10 +155,7 @@ def test_every_format_is_indexed_with_the_template_mappings_and_a_replay_adds_no
     inputs, notifications = [], []
     expected: dict[str, dict[str, Any]] = {}
     for fmt in formats:
-        queue = aws.queue()
-        bucket = aws.bucket(queue)
-        wait_until(lambda q=queue: aws.counts(q)[0] == 1, 10, "the TestEvent")
-        aws.sqs.purge_queue(QueueUrl=queue)
+        queue, bucket = aws.quiet_queue()
         inputs.append((queue, fmt))
         for n, path in enumerate(SAMPLES[fmt]):
             key = f"prod/{fmt}/{n}-{path.name}"
@@ -261,10 +258,7 @@ def test_a_mapping_conflict_is_dead_lettered_the_message_deleted_and_replay_inde
     )
     assert response.status_code == 200, response.text
 
-    queue = aws.queue()
-    bucket = aws.bucket(queue)
-    wait_until(lambda: aws.counts(queue)[0] == 1, 10, "the TestEvent")
-    aws.sqs.purge_queue(QueueUrl=queue)
+    queue, bucket = aws.quiet_queue()
     output = {"dead_letter_index": dead_index} if store == "index" else {}
     text = config([(queue, "alb")], opensearch_url, f"{name}-%{{+yyyy.MM.dd}}", **output)
     (tmp_path / "s3lb.yml").write_text(text)

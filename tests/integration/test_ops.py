@@ -50,15 +50,6 @@ output.elasticsearch:
 {extra}"""
 
 
-def quiet_queue(aws: Aws) -> tuple[str, str]:
-    """A queue notified by a new bucket, with the bucket's TestEvent already gone."""
-    queue = aws.queue()
-    bucket = aws.bucket(queue)
-    wait_until(lambda: aws.counts(queue)[0] == 1, 10, "the TestEvent")
-    aws.sqs.purge_queue(QueueUrl=queue)
-    return queue, bucket
-
-
 @pytest.fixture
 def notify_socket() -> Iterator[tuple[str, socket.socket]]:
     """A unix datagram socket for NOTIFY_SOCKET (short path: sun_path holds 108 bytes)."""
@@ -85,7 +76,7 @@ def test_run_notifies_systemd_ready_then_stopping_after_sigterm_then_exits_clean
     notify_socket: tuple[str, socket.socket],
 ) -> None:
     path, sock = notify_socket
-    queue, _ = quiet_queue(aws)
+    queue, _ = aws.quiet_queue()
     run = daemon(
         config([queue], fake_es.url),
         env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"},  # pings every 0.2 s
@@ -116,7 +107,7 @@ def scrape(url: str) -> dict[str, float]:
 def test_metrics_scraped_during_a_run_count_what_was_indexed_and_deleted(
     aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
 ) -> None:
-    queue, bucket = quiet_queue(aws)
+    queue, bucket = aws.quiet_queue()
     objects = 3
     for i in range(objects):
         aws.put(bucket, f"prod-web/{i}.log.gz", ALB, compress=True)
