@@ -54,6 +54,7 @@ class FakeSqs:
         deadline = trio.current_time() + wait_time
         while True:
             now = trio.current_time()
+            self._before_receive(queue_url, now)
             ready = [m for m in self._queues.get(queue_url, []) if m.visible_at <= now]
             if ready or now >= deadline:
                 break
@@ -70,6 +71,9 @@ class FakeSqs:
                 )
             )
         return out
+
+    def _before_receive(self, queue_url: str, now: float) -> None:
+        """Called before each look at the queue (a subclass adds a redrive policy)."""
 
     def _find(self, message: Message) -> _Stored:
         for stored in self._queues.get(message.queue_url, []):

@@ -123,27 +123,12 @@ class RelSqs(FakeSqs):
                 "ThrottlingException",
                 400,
             )
-        deadline = trio.current_time() + wait_time
-        while True:
-            now = trio.current_time()
-            self._redrive(queue_url, now)
-            ready = [m for m in self._queues.get(queue_url, []) if m.visible_at <= now]
-            if ready or now >= deadline:
-                break
-            await trio.sleep(min(1.0, deadline - now))
-        out = []
-        for stored in ready[:max_messages]:
-            stored.receive_count += 1
-            stored.visible_at = now + self.visibility
-            stored.handle = f"{stored.message_id}/{stored.receive_count}"
-            self._note("receive", stored.message_id, stored.receive_count)
-            out.append(
-                Message(
-                    queue_url, stored.message_id, stored.handle, stored.body, stored.receive_count
-                )
-            )
+        out = await super().receive(queue_url, max_messages, wait_time)
         self.max_in_flight = max(self.max_in_flight, self.in_flight())
         return out
+
+    def _before_receive(self, queue_url: str, now: float) -> None:
+        self._redrive(queue_url, now)
 
     def _redrive(self, queue_url: str, now: float) -> None:
         """SQS's redrive policy: a message due again after ``max_receive_count``
