@@ -27,6 +27,8 @@ from collections import Counter, deque
 from typing import Any
 from urllib.parse import unquote
 
+from _http import read_request
+
 
 class Queue:
     def __init__(self) -> None:
@@ -149,22 +151,10 @@ class Fake:
 async def handle(fake: Fake, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while True:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, ConnectionError):
+            request = await read_request(reader)
+            if request is None:
                 return
-            lines = head.decode("latin-1").split("\r\n")
-            method, target, _ = lines[0].split(" ", 2)
-            headers = {}
-            for line in lines[1:]:
-                if ":" in line:
-                    k, v = line.split(":", 1)
-                    headers[k.strip().lower()] = v.strip()
-            length = int(headers.get("content-length", "0"))
-            try:
-                body = await reader.readexactly(length) if length else b""
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return
+            method, target, headers, body = request
             path = target.split("?", 1)[0]
             extra: dict[str, str] = {}
             if path.startswith("/_bench/"):

@@ -19,6 +19,8 @@ import gzip
 import json
 import re
 
+from _http import read_request
+
 _ID = re.compile(rb'"_id"\s*:\s*"([^"]*)"')
 _CREATED = b'{"create":{"status":201}}'
 _CONFLICT = b'{"create":{"status":409,"error":{"type":"version_conflict_engine_exception"}}}'
@@ -77,22 +79,10 @@ class State:
 async def handle(state: State, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while True:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, ConnectionError):
+            request = await read_request(reader)
+            if request is None:
                 return
-            lines = head.decode("latin-1").split("\r\n")
-            method, target, _ = lines[0].split(" ", 2)
-            headers = {}
-            for line in lines[1:]:
-                if ":" in line:
-                    k, v = line.split(":", 1)
-                    headers[k.strip().lower()] = v.strip()
-            length = int(headers.get("content-length", "0"))
-            try:
-                body = await reader.readexactly(length) if length else b""
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return  # a client cancelled mid-request (a daemon's shutdown)
+            method, target, headers, body = request
             if headers.get("content-encoding") == "gzip":
                 body = gzip.decompress(body)
             path = target.split("?", 1)[0]
