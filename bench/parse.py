@@ -1,7 +1,7 @@
 """Parse throughput per format, and ALB against naive baselines measured in the same run.
 
-Run: ``.venv/bin/python bench/parse.py`` (from the repository, with ``shared/`` beside
-it). Every number is one core, one process: raw line bytes in, JSON document bytes out.
+Run: ``.venv/bin/python bench/parse.py`` from the repository root. Every number is one
+core, one process: raw line bytes in, JSON document bytes out.
 
 - s3lb path: ``parser.parse(raw)`` then ``msgspec.json.Encoder().encode(doc)``.
 - Naive baselines (ALB only): decode the bytes, one ``re.match`` per line with named
@@ -10,7 +10,7 @@ it). Every number is one core, one process: raw line bytes in, JSON document byt
   is ``(.*)``, so URLs holding spaces match), and ``seed``: s3logsbeat's stricter regex
   (URL ``[^ ]*``; lines whose URL holds a space do not match and are not encoded).
 
-The ALB input is the current 33-field lines of shared/formats/samples/alb.log repeated
+The ALB input is the current 33-field lines of tests/data/formats/alb.log repeated
 (a real object holds lines of one era). A second, mixed-era ALB run uses every sample
 line in turn, which is the worst case for s3lb's learned-shape tokenizer.
 """
@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from s3lb.formats import get_format  # noqa: E402
 from s3lb.formats.cloudtrail import RecordsSplitter  # noqa: E402
 
-SAMPLES = (REPO / ".." / "shared" / "formats" / "samples").resolve()
+SAMPLES = REPO / "tests" / "data" / "formats"
 ALB_LINES = 200_000
 OTHER_LINES = 50_000
 

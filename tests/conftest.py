@@ -20,6 +20,9 @@ import pytest
 
 from tests.fakes.fake_es import FakeEs
 from tests.paths import REPO
+from tests.standalone import install_guard
+
+install_guard()  # no test may read a file beside the repository (tests/standalone.py)
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -16,11 +16,11 @@ from s3lb.parse_cmd import parse_stream
 from s3lb.parsing import ObjectParser
 from tests.conftest import Aws, Daemon, wait_until
 from tests.fakes.fake_es import FakeEs
-from tests.paths import SHARED
+from tests.paths import SAMPLES as SAMPLES_DIR
 
 pytestmark = pytest.mark.slow
 
-SAMPLES = SHARED / "formats" / "samples"
+SAMPLES = SAMPLES_DIR
 A = "AWSLogs/123456789012"
 OBJECTS = [  # (sample, key as AWS writes it, gzip)
     (

@@ -29,12 +29,12 @@ from s3lb.parsing import ObjectParser
 from s3lb.sinks._templates import FORMAT_FIELDS
 from tests.conftest import Aws, Daemon, wait_until
 from tests.integration.test_run import event_record
-from tests.paths import SHARED
+from tests.paths import SEED as SEED_DIR
 from tests.unit.test_es_templates import SAMPLES, leaves
 
 pytestmark = pytest.mark.slow
 
-ALB = (SHARED / "seed-samples" / "alb.log").read_bytes()
+ALB = (SEED_DIR / "alb.log").read_bytes()
 PLAIN = {"elb", "s3access"}  # AWS writes these uncompressed
 
 
@@ -265,7 +265,7 @@ def test_a_mapping_conflict_is_dead_lettered_the_message_deleted_and_replay_inde
     run = daemon(text)
     etag = aws.put(bucket, "prod/alb.log.gz", ALB, compress=True)
     ref = ObjectRef(bucket, "prod/alb.log.gz", etag)
-    docs = expected_documents("alb", SHARED / "seed-samples" / "alb.log", ref)
+    docs = expected_documents("alb", SEED_DIR / "alb.log", ref)
     refused = {doc_id for doc_id, doc in docs.items() if "ssl_cipher" in doc}
     assert 0 < len(refused) < len(docs)
 

@@ -21,11 +21,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Aws, Daemon, wait_until
 from tests.fakes.fake_es import FakeEs
-from tests.paths import REPO, SHARED
+from tests.paths import REPO
+from tests.paths import SEED as SEED_DIR
 
 pytestmark = pytest.mark.slow
 
-ALB = (SHARED / "seed-samples" / "alb.log").read_bytes()
+ALB = (SEED_DIR / "alb.log").read_bytes()
 ALB_LINES = ALB.count(b"\n") + 1  # the sample has no final newline
 UNIT = REPO / "contrib" / "systemd" / "s3lb.service"
 

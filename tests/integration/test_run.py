@@ -17,11 +17,11 @@ import pytest
 from s3lb.model import ObjectRef, document_id
 from tests.conftest import Aws, Daemon, wait_until
 from tests.fakes.fake_es import FakeEs
-from tests.paths import SHARED
+from tests.paths import SEED as SEED_DIR
 
 pytestmark = pytest.mark.slow
 
-ALB = (SHARED / "seed-samples" / "alb.log").read_bytes()
+ALB = (SEED_DIR / "alb.log").read_bytes()
 ALB_LINES = ALB.count(b"\n") + 1  # the sample has no final newline
 ALB_DAYS = ["2016.08.10"] * ALB_LINES
 
@@ -163,7 +163,7 @@ def test_bad_inputs_are_logged_kept_for_redrive_and_the_daemon_keeps_running(
     corrupt = b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4
     aws.put(bucket, "prod-web/corrupt.log.gz", corrupt)
     good_etag = aws.put(bucket, "prod-web/good.log.gz", ALB, compress=True)
-    bad_escape = (SHARED / "seed-samples" / "sqs-message-bad-escape.json").read_text()
+    bad_escape = (SEED_DIR / "sqs-message-bad-escape.json").read_text()
     aws.send(queue, "this is not JSON")
     aws.send(queue, bad_escape)
     for key in ("prod-web/corrupt.log.gz", "prod-web/missing.log.gz"):

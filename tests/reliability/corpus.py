@@ -30,7 +30,8 @@ import msgspec
 from s3lb.model import ObjectRef, document_id
 from s3lb.parsing import ObjectCutter, ObjectParser, ParseFailure
 from s3lb.reader import DEFAULT_MAX_LINE_BYTES
-from tests.paths import SHARED
+from tests.paths import SAMPLES as SAMPLES_DIR
+from tests.paths import SEED as SEED_DIR
 
 __all__ = [
     "FORMATS",
@@ -48,7 +49,7 @@ __all__ = [
     "s3_encode_key",
 ]
 
-SAMPLES = SHARED / "formats" / "samples"
+SAMPLES = SAMPLES_DIR
 #: The marker every generated record carries: object number, ordinal, checksum.
 MARKER = re.compile(r"s3lbrel-(\d+)-(\d+)-([0-9a-f]{8})")
 _ACCT = "AWSLogs/123456789012"
@@ -186,7 +187,7 @@ def _formats() -> dict[str, _Format]:
             ),
             (),
             _replacing(
-                (SHARED / "seed-samples" / "waf.log").read_text().splitlines()[0],
+                (SEED_DIR / "waf.log").read_text().splitlines()[0],
                 "2668f4a5-da32-4d63-bea8-1ed02607da4f",
                 "{m}",
             ),

@@ -6,9 +6,9 @@ import pytest
 
 from s3lb.config import ElasticsearchOutput, FileOutput, load, loads, parse_duration
 from s3lb.errors import ConfigError
-from tests.paths import SHARED
+from tests.paths import SEED as SEED_DIR
 
-SEED_CONFIGS = SHARED / "seed-samples" / "configs"
+SEED_CONFIGS = SEED_DIR / "configs"
 
 ISSUE_CONFIG = """
 s3lb:

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from s3lb.model import content_id
-from tests.paths import SHARED
+from tests.paths import SEED as SEED_DIR
 
-SAMPLES = SHARED / "seed-samples"
+SAMPLES = SEED_DIR
 
 
 def _lines_as_read(data: bytes) -> list[bytes]:

@@ -16,10 +16,11 @@ from s3lb.errors import ConfigError
 from s3lb.formats import FORMATS
 from s3lb.parsing import ObjectParser, ParseFailure
 from s3lb.sinks import _templates as templates
-from tests.paths import SHARED
+from tests.paths import SAMPLES as SAMPLES_DIR
+from tests.paths import SEED as SEED_DIR
 
-FORMAT_SAMPLES = SHARED / "formats" / "samples"
-SEED_SAMPLES = SHARED / "seed-samples"
+FORMAT_SAMPLES = SAMPLES_DIR
+SEED_SAMPLES = SEED_DIR
 SAMPLES: dict[str, list[Path]] = {
     "alb": [FORMAT_SAMPLES / "alb.log", SEED_SAMPLES / "alb.log", SEED_SAMPLES / "alb-unusual.log"],
     "elb": [FORMAT_SAMPLES / "clb.log", SEED_SAMPLES / "elb.log"],

@@ -18,10 +18,11 @@ from s3lb.aws.notifications import (
     decode_notification,
 )
 from s3lb.model import ObjectRef
-from tests.paths import SHARED
+from tests.paths import SAMPLES as SAMPLES_DIR
+from tests.paths import SEED as SEED_DIR
 
-SAMPLES = SHARED / "formats" / "samples" / "s3_event_notifications.json"
-SEED = SHARED / "seed-samples"
+SAMPLES = SAMPLES_DIR / "s3_event_notifications.json"
+SEED = SEED_DIR
 
 ALB_KEY_1450 = (
     "AWSLogs/123456789012/elasticloadbalancing/us-east-1/2025/10/21/123456789012_"

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.paths import SHARED
+from tests.paths import SEED as SEED_DIR
 
-SEED = SHARED / "seed-samples"
+SEED = SEED_DIR
 
 
 def parse(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

@@ -115,11 +115,11 @@ def test_line_endings_are_kept_so_content_ids_match_the_seeds() -> None:
     import json
 
     from s3lb.model import content_id
-    from tests.paths import SHARED
+    from tests.paths import SEED as SEED_DIR
 
-    expected = json.loads((SHARED / "seed-samples" / "expected-full.json").read_text())
+    expected = json.loads((SEED_DIR / "expected-full.json").read_text())
     for name, sample in (("alb", "alb.log"), ("waf_eof", "waf-trailing-newline.log")):
-        data = (SHARED / "seed-samples" / sample).read_bytes()
+        data = (SEED_DIR / sample).read_bytes()
         records = read_all(data, 100)
         ids = [content_id(r.raw + r.ending) for r in records if r.raw.strip()]
         assert ids == [e["@metadata._id"] for e in expected[name]["events"]]

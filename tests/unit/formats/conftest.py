@@ -1,29 +1,12 @@
-"""Fixtures for the format tests: where the shared specs and samples live.
-
-The repository is checked out next to a ``shared/`` folder (``<root>/main`` and
-``<root>/shared``; in CI a fresh clone with a copy of ``shared/`` beside it).
-"""
+"""Helpers for the format tests: read a sample as the reader cuts it, parse lines with a parser."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from s3lb.formats import LogFormat, get_format
 
-__all__ = ["SHARED", "parse_lines", "read_lines"]
-
-#: The ``shared/`` folder beside the repository (tests/unit/formats → repo → ..).
-SHARED = (Path(__file__).resolve().parents[3] / ".." / "shared").resolve()
-
-
-@pytest.fixture
-def shared_dir() -> Path:
-    """The shared specs folder (formats/, seed-samples/)."""
-    if not SHARED.is_dir():
-        pytest.fail(f"the shared/ folder is missing: expected it at {SHARED}")
-    return SHARED
+__all__ = ["parse_lines", "read_lines"]
 
 
 def read_lines(path: Path) -> list[bytes]:

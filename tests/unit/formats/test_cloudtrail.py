@@ -11,9 +11,9 @@ import pytest
 from s3lb.formats import ParseError, get_format
 from s3lb.formats.cloudtrail import RecordsSplitter
 from s3lb.reader import Decompressor, SplitterCutter
-from tests.unit.formats.conftest import SHARED
+from tests.paths import SAMPLES as SAMPLES_DIR
 
-SAMPLE = (SHARED / "formats" / "samples" / "cloudtrail.json").read_bytes()
+SAMPLE = (SAMPLES_DIR / "cloudtrail.json").read_bytes()
 
 
 def split(chunks: list[bytes]) -> tuple[list[bytes], str | None]:
@@ -75,7 +75,7 @@ def test_empty_records_and_pretty_printed_files() -> None:
 
 def test_digest_file_yields_nothing_and_says_so() -> None:
     """A digest (no Records, digestStartTime/logFiles) is recognised as skippable."""
-    digest = (SHARED / "formats" / "samples" / "cloudtrail_digest.json").read_bytes()
+    digest = (SAMPLES_DIR / "cloudtrail_digest.json").read_bytes()
     assert split([digest]) == ([], "cloudtrail-digest")
     assert split([b'{"other": 1}']) == ([], "cloudtrail-no-records")
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from urllib.parse import unquote_plus
 
 import pytest
 
 from s3lb.formats import FORMATS, detect_format, skip_reason, sniff_format
-from tests.unit.formats.conftest import SHARED, read_lines
+from tests.paths import SAMPLES as SAMPLES_DIR
+from tests.unit.formats.conftest import read_lines
 
-SAMPLES = SHARED / "formats" / "samples"
+SAMPLES = SAMPLES_DIR
 
 
 def _notification_keys() -> list[str]:
@@ -164,9 +164,9 @@ def test_keys_to_skip_have_a_reason(key: str, reason: str) -> None:
         ("cloudtrail.json", "cloudtrail", 0),
     ],
 )
-def test_first_line_sniffing(name: str, fmt: str, line: int, shared_dir: Path) -> None:
+def test_first_line_sniffing(name: str, fmt: str, line: int) -> None:
     """The fallback for unknown keys recognises each sample by its first line."""
-    first = read_lines(shared_dir / "formats" / "samples" / name)[line]
+    first = read_lines(SAMPLES_DIR / name)[line]
     assert sniff_format(first[:4096]) == fmt
 
 

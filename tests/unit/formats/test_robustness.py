@@ -6,9 +6,10 @@ import pytest
 
 from s3lb.formats import ParseError, get_format
 from s3lb.formats._fields import QuotedTokenizer
-from tests.unit.formats.conftest import SHARED, read_lines
+from tests.paths import SAMPLES as SAMPLES_DIR
+from tests.unit.formats.conftest import read_lines
 
-SAMPLES = SHARED / "formats" / "samples"
+SAMPLES = SAMPLES_DIR
 
 ALB_29 = read_lines(SAMPLES / "alb.log")[0]  # 29 fields, through classification_reason
 ALB_33 = read_lines(SAMPLES / "alb.log")[12]  # every known field

@@ -1,4 +1,4 @@
-"""Every sample under shared/formats/samples parses as its spec says.
+"""Every sample under tests/data/formats parses as its spec says.
 
 Full expected documents are written out for the first record and the tricky ones of
 each text sample; JSON samples are checked against their own decoded lines.
@@ -7,15 +7,15 @@ each text sample; JSON samples are checked against their own decoded lines.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from s3lb.formats import ParseError, get_format
-from tests.unit.formats.conftest import SHARED, parse_lines, read_lines
+from tests.paths import SAMPLES as SAMPLES_DIR
+from tests.unit.formats.conftest import parse_lines, read_lines
 
-SAMPLES = SHARED / "formats" / "samples"
+SAMPLES = SAMPLES_DIR
 
 # log_format, sample file, number of records (header lines excluded).
 TEXT_SAMPLES = [
@@ -35,9 +35,9 @@ TEXT_SAMPLES = [
 
 
 @pytest.mark.parametrize(("fmt", "name", "count"), TEXT_SAMPLES)
-def test_every_sample_line_parses(fmt: str, name: str, count: int, shared_dir: Path) -> None:
+def test_every_sample_line_parses(fmt: str, name: str, count: int) -> None:
     """No line of a sample fails; headers give None; every record has a timestamp."""
-    docs = parse_lines(fmt, read_lines(shared_dir / "formats" / "samples" / name))
+    docs = parse_lines(fmt, read_lines(SAMPLES_DIR / name))
     errors = [d for d in docs if isinstance(d, Exception)]
     assert errors == []
     records = [d for d in docs if d is not None]
@@ -588,11 +588,9 @@ def test_sample_line_gives_the_full_document(case: tuple[str, str, int]) -> None
         ("network_firewall", "network_firewall.log", None, True),
     ],
 )
-def test_json_samples_keep_every_key(
-    fmt: str, name: str, field: str | None, keep: bool, shared_dir: Path
-) -> None:
+def test_json_samples_keep_every_key(fmt: str, name: str, field: str | None, keep: bool) -> None:
     """JSON documents are the decoded line plus @timestamp (waf drops its timestamp)."""
-    lines = read_lines(shared_dir / "formats" / "samples" / name)
+    lines = read_lines(SAMPLES_DIR / name)
     for line, doc in zip(lines, parse_lines(fmt, lines), strict=True):
         want = json.loads(line)
         if field is not None and not keep:
@@ -620,9 +618,9 @@ def test_network_firewall_keeps_big_flow_ids_exact() -> None:
         assert isinstance(doc["event"].get("flow_id", 0), int)
 
 
-def test_cloudtrail_sample_gives_every_record(shared_dir: Path) -> None:
+def test_cloudtrail_sample_gives_every_record() -> None:
     """The 20 records come out in order, whole, with @timestamp from eventTime."""
-    data = (shared_dir / "formats" / "samples" / "cloudtrail.json").read_bytes()
+    data = (SAMPLES_DIR / "cloudtrail.json").read_bytes()
     fmt = get_format("cloudtrail")
     assert fmt.splitter is not None
     splitter = fmt.splitter()
@@ -637,16 +635,16 @@ def test_cloudtrail_sample_gives_every_record(shared_dir: Path) -> None:
         assert stamp == record["eventTime"].replace("Z", ".000Z")
 
 
-def test_cloudtrail_digest_sample_gives_no_record(shared_dir: Path) -> None:
+def test_cloudtrail_digest_sample_gives_no_record() -> None:
     """A digest file has no Records: nothing to index, and the splitter says why."""
-    data = (shared_dir / "formats" / "samples" / "cloudtrail_digest.json").read_bytes()
+    data = (SAMPLES_DIR / "cloudtrail_digest.json").read_bytes()
     splitter = get_format("cloudtrail").splitter()
     assert [*splitter.feed(data), *splitter.close()] == []
     assert splitter.skip_reason == "cloudtrail-digest"
 
 
-def test_elb_test_file_is_not_an_alb_line(shared_dir: Path) -> None:
+def test_elb_test_file_is_not_an_alb_line() -> None:
     """ELBAccessLogTestFile is skipped by key; parsed anyway, it is a clear ParseError."""
-    (line,) = read_lines(shared_dir / "formats" / "samples" / "ELBAccessLogTestFile")
+    (line,) = read_lines(SAMPLES_DIR / "ELBAccessLogTestFile")
     with pytest.raises(ParseError, match="expected at least"):
         get_format("alb").new_parser({}).parse(line)

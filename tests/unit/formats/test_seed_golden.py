@@ -1,6 +1,6 @@
 """Golden tests: every seed sample parses to the seed's full documents.
 
-``expected-full.json`` (shared/seed-samples) lists every field the seed emitted, with
+``expected-full.json`` (tests/data/seed) lists every field the seed emitted, with
 its value; s3lb adds only the newer AWS fields documented in docs/formats.md, listed
 here explicitly per event.
 """
@@ -8,14 +8,14 @@ here explicitly per event.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.unit.formats.conftest import SHARED, parse_lines, read_lines
+from tests.paths import SEED as SEED_DIR
+from tests.unit.formats.conftest import parse_lines, read_lines
 
-SEED = SHARED / "seed-samples"
+SEED = SEED_DIR
 
 # (section of expected-full.json, log_format, options)
 SECTIONS = [
@@ -51,13 +51,13 @@ def _cases() -> list[tuple[str, str, dict[str, str]]]:
 
 @pytest.mark.parametrize(("section", "fmt", "options"), _cases())
 def test_seed_sample_parses_to_the_seed_documents(
-    section: str, fmt: str, options: dict[str, str], shared_dir: Path
+    section: str, fmt: str, options: dict[str, str]
 ) -> None:
     """Every line of the sample gives the seed's full document, or nothing for headers."""
     spec = _expected()[section]
     events = {ev["file_line_number"]: ev for ev in spec["events"]}
     source = spec["events"][0]["source_file"]
-    docs = parse_lines(fmt, read_lines(shared_dir / "seed-samples" / source), options)
+    docs = parse_lines(fmt, read_lines(SEED_DIR / source), options)
     for number, doc in enumerate(docs, start=1):
         event = events.get(number)
         if event is None:
