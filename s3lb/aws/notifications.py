@@ -114,6 +114,8 @@ def _json(text: str | bytes, what: str) -> dict[str, Any]:
         doc = msgspec.json.decode(text)
     except msgspec.DecodeError as exc:
         raise UndecodableMessage(f"{what} is not JSON: {exc}") from None
+    except RecursionError:  # msgspec's answer to "[[[[…" nested beyond its depth limit
+        raise UndecodableMessage(f"{what} is JSON nested too deeply to decode") from None
     if not isinstance(doc, dict):
         raise UndecodableMessage(f"{what} is a JSON {type(doc).__name__}, not an object")
     return doc

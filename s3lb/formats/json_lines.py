@@ -32,6 +32,8 @@ def decode_object(raw: bytes) -> dict[str, Any] | None:
     """
     try:
         value = _decoder.decode(raw)
+    except RecursionError:  # "[[[[…" nested beyond msgspec's depth limit
+        raise ParseError("JSON nested too deeply to decode") from None
     except (UnicodeDecodeError, msgspec.DecodeError) as exc:
         # msgspec insists on valid UTF-8 (older versions raise UnicodeDecodeError, newer
         # ones DecodeError): retry with the bad bytes replaced.

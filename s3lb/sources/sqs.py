@@ -35,7 +35,7 @@ from s3lb.crashpoints import crash_point
 from s3lb.pipeline._acks import MessageTracker, ObjectTracker
 from s3lb.pipeline._checkpoints import Checkpointer
 from s3lb.pipeline._objects import InputRuntime, ObjectTask
-from s3lb.sinks.elasticsearch import backoff_delay
+from s3lb.retry import backoff_delay
 from s3lb.telemetry import Telemetry
 
 __all__ = ["QueueInput", "SqsSource"]
@@ -159,12 +159,15 @@ class SqsSource:
         where = {"queue": queue.queue_url, "message_id": message.message_id}
         try:
             notification = decode_notification(message.body)
-        except UndecodableMessage as exc:
+        except Exception as exc:
+            # Each message is judged alone: whatever its body does to the decoder, it is
+            # left for the redrive policy and the rest of its batch goes on.
+            reason = exc.reason if isinstance(exc, UndecodableMessage) else repr(exc)
             self._slots.release()
             self.telemetry.count("messages_undecodable")
             self.telemetry.warning(
                 "message cannot be decoded; left for the queue's redrive policy",
-                reason=exc.reason,
+                reason=reason,
                 receive_count=message.receive_count,
                 **where,
             )

@@ -213,3 +213,29 @@ def test_with_the_cluster_down_nothing_is_received_beyond_the_in_flight_budget(
     wait_until(lambda: len(fake_es.docs) == len(expected), 30, "delivery after the outage")
     wait_until(lambda: aws.counts(queue) == (0, 0), 30, "the queue to empty")
     assert run.stop() == 0
+
+
+def test_a_deeply_nested_json_body_is_judged_alone_and_the_daemon_keeps_running(
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+) -> None:
+    """Issue 16.1: a 2 KB body of nested brackets neither stops the daemon nor takes
+    the valid notification received beside it to the dead-letter queue."""
+    dlq = aws.queue()
+    queue = aws.queue(
+        VisibilityTimeout=1,
+        RedrivePolicy=json.dumps({"deadLetterTargetArn": aws.queue_arn(dlq), "maxReceiveCount": 2}),
+    )
+    bucket = aws.bucket()
+    key = "prod-web/good.log.gz"
+    etag = aws.put(bucket, key, ALB, compress=True)
+    aws.send(queue, "[" * 1000 + "]" * 1000)
+    aws.send(queue, {"Records": [event_record(bucket, key, etag, key)]})
+
+    run = daemon(config([queue], fake_es.url))
+    expected = expected_ids(bucket, key, etag, ALB_LINES)
+    wait_until(lambda: {i for _, i in fake_es.docs} == expected, 30, "the valid object")
+    wait_until(lambda: aws.counts(dlq)[0] == 1, 30, "the nested body in the DLQ")
+    wait_until(lambda: aws.counts(queue) == (0, 0), 30, "the queue to empty")
+    assert run.process.poll() is None, run.log
+    assert "JSON nested too deeply" in run.log
+    assert run.stop() == 0

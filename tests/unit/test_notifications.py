@@ -378,6 +378,10 @@ def test_sns_wrapped_eventbridge_event_is_unwrapped() -> None:
             ' "detail": {"bucket": {"name": "b"}, "object": {"key": "%"}}}',
             "malformed %-escape",
         ),
+        ("[" * 1000 + "]" * 1000, "nested too deeply"),
+        ('{"a":' * 1000 + "1" + "}" * 1000, "nested too deeply"),
+        ("[" * 100_000, "nested too deeply"),
+        (_sns("[" * 1000 + "]" * 1000), "SNS Message is JSON nested too deeply"),
     ],
 )
 def test_undecodable_body_raises_with_a_reason(body: str, reason: str) -> None:
