@@ -73,7 +73,7 @@ from s3lb.pipeline._acks import ObjectTracker
 from s3lb.pipeline._checkpoints import state_of
 from s3lb.pipeline._objects import InputRuntime, ObjectTask
 from s3lb.pipeline._wiring import Delivery, open_delivery
-from s3lb.sinks.elasticsearch import backoff_delay
+from s3lb.retry import backoff_delay
 from s3lb.telemetry import Telemetry
 
 __all__ = [

@@ -35,8 +35,8 @@ from s3lb.model import ObjectRef, content_id, document_ids
 from s3lb.parsing import ObjectCutter, ObjectParser, ParseFailure, UnknownFormat
 from s3lb.pipeline._acks import BulkItem, ObjectTracker
 from s3lb.reader import Decompressor, RawRecord
+from s3lb.retry import backoff_delay
 from s3lb.sinks._index import IndexNamer
-from s3lb.sinks.elasticsearch import backoff_delay
 from s3lb.telemetry import Telemetry
 from s3lb.watermark import Watermark
 

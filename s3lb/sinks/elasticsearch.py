@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import random
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,6 +36,7 @@ import trio
 from s3lb.config import ElasticsearchOutput
 from s3lb.deadletter import DeadLetter
 from s3lb.errors import SinkUnavailable
+from s3lb.retry import backoff_delay
 from s3lb.sinks._bulk import build_body, classify, item_size, split_requests
 from s3lb.sinks._client import Cluster, redact_url
 from s3lb.sinks._settle import settle
@@ -45,7 +45,7 @@ from s3lb.telemetry import Telemetry
 if TYPE_CHECKING:
     from s3lb.pipeline._acks import BulkItem
 
-__all__ = ["ElasticsearchSink", "backoff_delay", "dead_letter_entry_id"]
+__all__ = ["ElasticsearchSink", "dead_letter_entry_id"]
 
 _encoder = msgspec.json.Encoder()
 #: Bodies smaller than this are gzipped on the event loop; larger ones in a thread.
@@ -54,13 +54,6 @@ _INLINE_GZIP = 256 * 1024
 
 async def _nothing() -> None:
     return None
-
-
-def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
-    """Delay before retry number ``attempt`` (0-based): exponential, capped, with
-    jitter over the upper half so that workers do not retry in lockstep."""
-    cap = min(maximum, initial * (2**attempt))
-    return cap / 2 + random.uniform(0, cap / 2)
 
 
 def dead_letter_entry_id(index: str, doc_id: str) -> str:

@@ -407,3 +407,21 @@ async def test_under_any_mix_of_faults_every_event_is_indexed_once_or_dead_lette
     counters = sink.telemetry.counters
     assert total["duplicate"] > 0 and counters["bulk_too_large"] > 0
     assert counters["bulk_item_retries"] > 0 and counters["bulk_failures"] > 0
+
+
+async def test_an_outage_of_more_than_1024_attempts_backs_off_and_then_delivers(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Issue 16.2: with backoff.init 1ms, attempt 1024 came after 2 s and killed the sink."""
+    fake = FakeEs(clock=trio.current_time)
+    fake.down = "401"
+    sink, transport = make_sink(fake, tmp_path, **{"backoff.init": "1ms", "backoff.max": "10ms"})
+    tracker, items = make_items(10)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sink.deliver, items)
+        while len(transport.times) < 1500:
+            await trio.sleep(1)
+        assert tracker.settled == 0
+        fake.down = None
+        await trio.sleep(1)
+    assert tracker.settled == 10 and len(fake.docs) == 10
