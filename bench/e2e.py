@@ -58,8 +58,8 @@ def documents(text: bytes) -> list[bytes]:
     alb`` prints), from s3lb's own parser and a reused msgspec encoder."""
     import msgspec
 
-    from s3lb.parsing import ObjectParser
-    from s3lb.reader import LineCutter, RawRecord
+    from s3lb.pipeline.framing import LineCutter, RawRecord
+    from s3lb.pipeline.parsing import ObjectParser
 
     parser = ObjectParser("alb")
     encode = msgspec.json.Encoder().encode

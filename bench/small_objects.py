@@ -40,8 +40,8 @@ def serial(aws_url: str, queue_url: str, es_url: str, expected: int) -> float:
     import httpx
     import msgspec
 
-    from s3lb.parsing import ObjectParser
-    from s3lb.reader import LineCutter
+    from s3lb.pipeline.framing import LineCutter
+    from s3lb.pipeline.parsing import ObjectParser
 
     encode = msgspec.json.Encoder().encode
     sqs_headers = {"Content-Type": "application/x-amz-json-1.0"}

@@ -1,5 +1,5 @@
 """`python -m s3lb` runs the command line."""
 
-from s3lb.cli import main
+from s3lb.cli.main import main
 
 raise SystemExit(main())

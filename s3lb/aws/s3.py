@@ -13,7 +13,7 @@ from urllib.parse import quote, unquote_plus
 
 import httpx
 
-from s3lb.aws._session import AwsSession
+from s3lb.aws.session import AwsSession
 from s3lb.errors import AccessDenied, ObjectGone, SourceUnavailable
 
 __all__ = ["ListPage", "ListedObject", "ObjectBody", "S3Client"]

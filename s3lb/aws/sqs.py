@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
-from s3lb.aws._session import AwsSession
+from s3lb.aws.session import AwsSession
 from s3lb.errors import SourceUnavailable
 
 __all__ = ["Message", "SqsClient", "SqsError"]

@@ -20,8 +20,11 @@ from s3lb.formats import (
     vpcflow,
     waf,
 )
+from s3lb.formats._base import Document as Document
 from s3lb.formats._base import LogFormat as LogFormat
 from s3lb.formats._base import ParseError as ParseError
+from s3lb.formats._base import RecordParser as RecordParser
+from s3lb.formats._base import RecordSplitter as RecordSplitter
 from s3lb.formats._detect import SKIP_KEY_REASONS as SKIP_KEY_REASONS
 from s3lb.formats._detect import detect_format as detect_format
 from s3lb.formats._detect import skip_reason as skip_reason
@@ -30,8 +33,11 @@ from s3lb.formats._detect import sniff_format as sniff_format
 __all__ = [
     "FORMATS",
     "SKIP_KEY_REASONS",
+    "Document",
     "LogFormat",
     "ParseError",
+    "RecordParser",
+    "RecordSplitter",
     "detect_format",
     "get_format",
     "skip_reason",

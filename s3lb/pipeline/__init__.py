@@ -1,7 +1,11 @@
-"""The delivery pipeline: wiring (``_wiring``), ack tracking (``_acks``), object
-readers (``_objects``) and checkpoints (``_checkpoints``).
+"""The delivery pipeline: object readers between the sources and the sinks, the wiring
+that runs them (``run``), and the import engine (``import``)."""
 
-Nothing is re-exported here on purpose: sources and sinks build on ``_acks`` and
-``_objects`` while ``_wiring`` builds on them, so importing the package must not pull
-the wiring in (an import cycle). Import from the modules.
-"""
+from __future__ import annotations
+
+from s3lb.pipeline.wiring import Clients as Clients
+from s3lb.pipeline.wiring import Delivery as Delivery
+from s3lb.pipeline.wiring import open_delivery as open_delivery
+from s3lb.pipeline.wiring import run_pipeline as run_pipeline
+
+__all__ = ["Clients", "Delivery", "open_delivery", "run_pipeline"]

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, BinaryIO
 import msgspec
 import trio
 
+from s3lb.acks import settle
 from s3lb.config import FileOutput
-from s3lb.sinks._settle import settle
 from s3lb.telemetry import Telemetry
 
 if TYPE_CHECKING:
-    from s3lb.pipeline._acks import BulkItem
+    from s3lb.acks import BulkItem
 
 __all__ = ["FileSink"]
 

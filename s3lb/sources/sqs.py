@@ -29,13 +29,13 @@ from dataclasses import dataclass
 
 import trio
 
+from s3lb.acks import MessageTracker, ObjectTracker
 from s3lb.aws.notifications import UndecodableMessage, decode_notification
 from s3lb.aws.sqs import Message, SqsClient, SqsError
+from s3lb.checkpoint.checkpointer import Checkpointer
 from s3lb.crashpoints import crash_point
-from s3lb.pipeline._acks import MessageTracker, ObjectTracker
-from s3lb.pipeline._checkpoints import Checkpointer
-from s3lb.pipeline._objects import InputRuntime, ObjectTask
 from s3lb.retry import backoff_delay
+from s3lb.sources.task import InputRuntime, ObjectTask
 from s3lb.telemetry import Telemetry
 
 __all__ = ["QueueInput", "SqsSource"]

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import pytest
 
+from s3lb.cli.parse import parse_stream
 from s3lb.formats import detect_format
-from s3lb.parse_cmd import parse_stream
-from s3lb.parsing import ObjectParser
+from s3lb.pipeline.parsing import ObjectParser
 from tests.conftest import Aws, Daemon, wait_until
 from tests.fakes.fake_es import FakeEs
 from tests.paths import SAMPLES as SAMPLES_DIR

@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from s3lb.model import ObjectRef, document_id
-from s3lb.parsing import ObjectParser
-from s3lb.sinks._templates import FORMAT_FIELDS
+from s3lb.pipeline.parsing import ObjectParser
+from s3lb.sinks.elasticsearch.templates import FORMAT_FIELDS
 from tests.conftest import Aws, Daemon, wait_until
 from tests.integration.test_run import event_record
 from tests.paths import SEED as SEED_DIR

@@ -28,8 +28,8 @@ from typing import Any
 import msgspec
 
 from s3lb.model import ObjectRef, document_id
-from s3lb.parsing import ObjectCutter, ObjectParser, ParseFailure
-from s3lb.reader import DEFAULT_MAX_LINE_BYTES
+from s3lb.pipeline.framing import DEFAULT_MAX_LINE_BYTES
+from s3lb.pipeline.parsing import ObjectCutter, ObjectParser, ParseFailure
 from tests.paths import SAMPLES as SAMPLES_DIR
 from tests.paths import SEED as SEED_DIR
 

@@ -20,7 +20,6 @@ comparison against the corpus oracle.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import itertools
 import json
@@ -36,15 +35,14 @@ import httpx
 import pytest
 import trio
 
-from s3lb.aws._session import AwsSession
 from s3lb.aws.notifications import UndecodableMessage, decode_notification
 from s3lb.aws.s3 import S3Client
+from s3lb.aws.session import AwsSession
 from s3lb.aws.sqs import Message, SqsError
 from s3lb.checkpoint import ObjectState
 from s3lb.checkpoint._lmdb import merge_states
 from s3lb.config import Config, loads
-from s3lb.pipeline import _wiring
-from s3lb.sinks.elasticsearch import ElasticsearchSink
+from s3lb.pipeline import Clients, run_pipeline
 from s3lb.telemetry import Telemetry
 from tests.fakes.fake_es import FakeEs
 from tests.fakes.fake_sqs import FakeSqs, _Stored
@@ -434,7 +432,7 @@ class TimedEsTransport(httpx.AsyncBaseTransport):
 
 
 class Rig:
-    """The fakes, wired into ``run_pipeline`` by monkeypatching the pipeline's factories.
+    """The fakes, passed into ``run_pipeline`` as its :class:`Clients`.
 
     Use the :func:`rig` fixture; :meth:`run` runs the daemon until a condition holds.
     """
@@ -462,14 +460,12 @@ class Rig:
             monkeypatch.setenv(name, value)
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE"):
             monkeypatch.delenv(name, raising=False)
-        monkeypatch.setattr(_wiring, "SqsClient", lambda _session, _http: self.sqs)
-        monkeypatch.setattr(_wiring, "S3Client", self._s3_client)
-        monkeypatch.setattr(
-            _wiring,
-            "ElasticsearchSink",
-            functools.partial(ElasticsearchSink, transport=self.es_transport),
+        self.clients = Clients(
+            sqs=lambda _session, _http: self.sqs,
+            s3=self._s3_client,
+            es_transport=self.es_transport,
+            open_store=self._open_store,
         )
-        monkeypatch.setattr(_wiring, "open_checkpoint_store", self._open_store)
         self._session: AwsSession | None = None
 
     @contextlib.asynccontextmanager
@@ -535,7 +531,9 @@ class Rig:
                 nursery.start_soon(watch)
                 if during is not None:
                     nursery.start_soon(during, self)
-                await _wiring.run_pipeline(config, telemetry, stop, session=self._session)
+                await run_pipeline(
+                    config, telemetry, stop, session=self._session, clients=self.clients
+                )
                 nursery.cancel_scope.cancel()
         return telemetry
 

@@ -12,7 +12,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from s3lb.sinks._index import IndexNamer
+from s3lb.sinks.elasticsearch.indexes import IndexNamer
 from tests.reliability.corpus import (
     Corpus,
     CorpusObject,

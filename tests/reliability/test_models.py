@@ -20,12 +20,11 @@ from hypothesis.stateful import (
     rule,
 )
 
+from s3lb.acks import BulkItem, MessageTracker, ObjectTracker, Watermark
 from s3lb.checkpoint import ObjectState
 from s3lb.checkpoint._lmdb import merge_states
+from s3lb.checkpoint.checkpointer import state_of
 from s3lb.model import ObjectRef
-from s3lb.pipeline._acks import BulkItem, MessageTracker, ObjectTracker
-from s3lb.pipeline._checkpoints import state_of
-from s3lb.watermark import Watermark
 
 _ENCODE = msgspec.msgpack.Encoder().encode
 _DECODE = msgspec.msgpack.Decoder(ObjectState).decode

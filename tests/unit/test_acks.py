@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from s3lb.acks import BulkItem, MessageTracker, ObjectTracker
 from s3lb.model import ObjectRef
-from s3lb.pipeline._acks import BulkItem, MessageTracker, ObjectTracker
 
 REF = ObjectRef("b", "k", "e")
 

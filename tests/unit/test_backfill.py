@@ -15,7 +15,10 @@ from hypothesis import strategies as st
 
 from s3lb.aws.notifications import decode_notification
 from s3lb.aws.s3 import ListedObject, ListPage, _parse_list
-from s3lb.backfill import (
+from s3lb.config import loads
+from s3lb.errors import ConfigError
+from s3lb.model import ObjectRef
+from s3lb.pipeline.importer import (
     MAX_FANOUT,
     ImportOptions,
     Lister,
@@ -34,9 +37,6 @@ from s3lb.backfill import (
     plan_jobs,
     prefix_path,
 )
-from s3lb.config import loads
-from s3lb.errors import ConfigError
-from s3lb.model import ObjectRef
 from s3lb.telemetry import Telemetry
 
 ELB = "prod/AWSLogs/123456789012/elasticloadbalancing/eu-west-1/"

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from s3lb.acks import BulkItem, ObjectTracker
 from s3lb.model import ObjectRef
-from s3lb.pipeline._acks import BulkItem, ObjectTracker
-from s3lb.sinks._bulk import build_body, classify, item_size, split_requests
-from s3lb.sinks._index import IndexNamer
+from s3lb.sinks.elasticsearch.bulk import build_body, classify, item_size, split_requests
+from s3lb.sinks.elasticsearch.indexes import IndexNamer
 
 
 def items(n: int) -> list[BulkItem]:

@@ -30,6 +30,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from s3lb.acks import Watermark
 from s3lb.checkpoint import (
     CheckpointStore,
     ImportCursor,
@@ -44,7 +45,6 @@ from s3lb.checkpoint import (
 )
 from s3lb.checkpoint._lmdb import merge_states, object_key, store_dir
 from s3lb.errors import CheckpointCorrupt, CheckpointError, CheckpointFull
-from s3lb.watermark import Watermark
 from tests.paths import REPO
 
 NOW = 1_700_000_000.0

@@ -25,8 +25,8 @@ from cryptography.x509.oid import NameOID
 from s3lb.config import AwsAuth, ElasticsearchOutput, loads
 from s3lb.deadletter import DeadLetter
 from s3lb.errors import ConfigError, SinkUnavailable
-from s3lb.sinks._client import Cluster, SigV4Auth, open_client
-from s3lb.sinks.elasticsearch import ElasticsearchSink
+from s3lb.sinks.elasticsearch.client import Cluster, SigV4Auth, open_client
+from s3lb.sinks.elasticsearch.sink import ElasticsearchSink
 from s3lb.telemetry import Telemetry
 from tests.fakes.fake_es import FakeEs
 from tests.unit.test_es_sink import CapturingTransport, make_items

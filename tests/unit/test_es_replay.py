@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import trio
 
+from s3lb.cli.replay import ReplayBusy, _replay_lock, claim_files, replay
 from s3lb.config import ElasticsearchOutput, loads
 from s3lb.deadletter import DeadLetter
 from s3lb.model import ObjectRef
-from s3lb.replay_cmd import ReplayBusy, _replay_lock, claim_files, replay
 from s3lb.telemetry import Telemetry
 from tests.fakes.fake_es import FakeEs
 from tests.unit.test_es_sink import REF, make_items, make_sink

@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from s3lb.cli import main
+from s3lb.cli.main import main
+from s3lb.cli.setup import configured_formats, install, plan
 from s3lb.config import loads
 from s3lb.errors import ConfigError, SinkUnavailable
 from s3lb.formats import FORMATS
-from s3lb.setup_cmd import configured_formats, install, plan
 
 CONFIG = """
 s3lb:

@@ -13,11 +13,11 @@ import httpx
 import pytest
 import trio
 
+from s3lb.acks import BulkItem, ObjectTracker
 from s3lb.config import loads
 from s3lb.deadletter import DeadLetter
 from s3lb.model import ObjectRef, document_id
-from s3lb.pipeline._acks import BulkItem, ObjectTracker
-from s3lb.sinks.elasticsearch import ElasticsearchSink, dead_letter_entry_id
+from s3lb.sinks.elasticsearch.sink import ElasticsearchSink, dead_letter_entry_id
 from s3lb.telemetry import Telemetry
 from tests.fakes.fake_es import FakeEs
 

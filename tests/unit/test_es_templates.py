@@ -14,8 +14,8 @@ import pytest
 
 from s3lb.errors import ConfigError
 from s3lb.formats import FORMATS
-from s3lb.parsing import ObjectParser, ParseFailure
-from s3lb.sinks import _templates as templates
+from s3lb.pipeline.parsing import ObjectParser, ParseFailure
+from s3lb.sinks.elasticsearch import templates
 from tests.paths import SAMPLES as SAMPLES_DIR
 from tests.paths import SEED as SEED_DIR
 

@@ -9,7 +9,7 @@ import zlib
 import pytest
 
 from s3lb.errors import ObjectCorrupt
-from s3lb.reader import Decompressor, LineCutter, RawRecord
+from s3lb.pipeline.framing import Decompressor, LineCutter, RawRecord
 
 
 def read_all(data: bytes, chunk: int, max_line_bytes: int = 1 << 20) -> list[RawRecord]:

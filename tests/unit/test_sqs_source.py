@@ -9,8 +9,8 @@ import json
 
 import trio
 
-from s3lb.pipeline._objects import InputRuntime, ObjectTask
 from s3lb.sources.sqs import QueueInput, SqsSource
+from s3lb.sources.task import InputRuntime, ObjectTask
 from s3lb.telemetry import Telemetry
 from tests.fakes.fake_sqs import FakeSqs
 

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 
 from s3lb.checkpoint import ImportCursor, ObjectState, RecordCounts, StoreUsage
-from s3lb.state_view import render_state
+from s3lb.cli.state_view import render_state
 
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z
 

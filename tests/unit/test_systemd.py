@@ -17,8 +17,8 @@ import pytest
 import trio
 import trio.testing
 
+from s3lb.cli.systemd import Notifier, run_watchdog
 from s3lb.config import load
-from s3lb.systemd import Notifier, run_watchdog
 from s3lb.telemetry import _TextFormatter, stderr_is_journal
 from tests.paths import REPO
 

@@ -14,7 +14,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from s3lb.watermark import Watermark
+from s3lb.acks import Watermark
 
 
 @st.composite

@@ -10,7 +10,7 @@ import pytest
 
 from s3lb.formats import ParseError, get_format
 from s3lb.formats.cloudtrail import RecordsSplitter
-from s3lb.reader import Decompressor, SplitterCutter
+from s3lb.pipeline.framing import Decompressor, SplitterCutter
 from tests.paths import SAMPLES as SAMPLES_DIR
 
 SAMPLE = (SAMPLES_DIR / "cloudtrail.json").read_bytes()

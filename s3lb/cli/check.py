@@ -32,11 +32,11 @@ import httpx
 import msgspec
 import trio
 
-from s3lb.aws._session import AwsSession
+from s3lb.aws.session import AwsSession
 from s3lb.aws.sqs import SqsClient, SqsError
 from s3lb.config import Config, ElasticsearchOutput, FileOutput, load
 from s3lb.errors import ConfigError, S3lbError
-from s3lb.sinks._client import redact_url
+from s3lb.sinks.elasticsearch.client import redact_url
 
 __all__ = ["Check", "add_parser", "run_checks"]
 
@@ -289,7 +289,7 @@ async def _bucket(session: AwsSession, http: httpx.AsyncClient, bucket: str) -> 
 
 async def _cluster(output: ElasticsearchOutput, url: str) -> Check:
     """``GET /`` on one host, with the output's own client (auth, TLS, SigV4)."""
-    from s3lb.sinks._client import open_client  # late: only for a cluster output
+    from s3lb.sinks.elasticsearch.client import open_client  # late: only for a cluster output
 
     what = f"cluster {url}"
     try:

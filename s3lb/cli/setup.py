@@ -24,8 +24,8 @@ import httpx
 from s3lb.config import Config, ElasticsearchOutput, load
 from s3lb.errors import ConfigError, SinkUnavailable
 from s3lb.formats import FORMATS
-from s3lb.sinks import _templates as templates
-from s3lb.sinks._client import Cluster
+from s3lb.sinks.elasticsearch import templates
+from s3lb.sinks.elasticsearch.client import Cluster
 
 __all__ = ["add_parser", "install", "plan"]
 
@@ -140,7 +140,7 @@ async def _install_and_report(
 
 
 def _run(args: argparse.Namespace) -> int:
-    from s3lb.cli import run_trio  # the CLI's trio.run, which unwraps our errors
+    from s3lb.cli.main import run_trio  # the CLI's trio.run, which unwraps our errors
 
     config, warnings = load(args.config)
     for warning in warnings:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from s3lb.errors import ObjectCorrupt
-from s3lb.formats._base import RecordSplitter
+from s3lb.formats import RecordSplitter
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",

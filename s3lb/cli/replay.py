@@ -36,12 +36,12 @@ import httpx
 import msgspec
 import trio
 
+from s3lb.acks import BulkItem, ObjectTracker
 from s3lb.config import ElasticsearchOutput, load, parse_duration
 from s3lb.deadletter import DeadLetter
 from s3lb.errors import ConfigError, S3lbError, SinkUnavailable
 from s3lb.model import ObjectRef
-from s3lb.pipeline._acks import BulkItem, ObjectTracker
-from s3lb.sinks.elasticsearch import ElasticsearchSink
+from s3lb.sinks.elasticsearch.sink import ElasticsearchSink
 from s3lb.telemetry import Telemetry
 
 __all__ = ["ReplayReport", "add_parser", "replay"]
@@ -371,7 +371,7 @@ async def _delete_entries(sink: ElasticsearchSink, index: str, ids: list[str]) -
 
 
 def _run(args: argparse.Namespace) -> int:
-    from s3lb.cli import run_trio  # the CLI's trio.run, which unwraps our errors
+    from s3lb.cli.main import run_trio  # the CLI's trio.run, which unwraps our errors
 
     config, warnings = load(args.config)
     telemetry = Telemetry()

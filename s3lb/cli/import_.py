@@ -73,9 +73,9 @@ def add_parser(commands: Any) -> None:
 
 def _cmd_import(args: argparse.Namespace) -> int:
     # Late imports: the CLI loads every command module to build its parser.
-    from s3lb.backfill import ImportOptions
-    from s3lb.cli import run_trio
+    from s3lb.cli.main import run_trio
     from s3lb.config import load
+    from s3lb.pipeline.importer import ImportOptions
     from s3lb.telemetry import Telemetry
 
     telemetry = Telemetry()
@@ -95,6 +95,6 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 async def _main(config: Any, telemetry: Any, options: Any) -> int:
-    from s3lb.backfill import run_import
+    from s3lb.pipeline.importer import run_import
 
     return await run_import(config, telemetry, options, handle_signals=True)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 if TYPE_CHECKING:
-    from s3lb.pipeline._acks import BulkItem
+    from s3lb.acks import BulkItem
 
 
 __all__ = ["build_body", "classify", "item_size", "split_requests"]

@@ -23,12 +23,12 @@ __all__ = ["main"]
 
 #: Modules that each register one subcommand with ``add_parser(commands)``.
 _COMMAND_MODULES = [
-    "s3lb.parse_cmd",
-    "s3lb.setup_cmd",
-    "s3lb.replay_cmd",
-    "s3lb.check_cmd",
-    "s3lb.state_cmd",
-    "s3lb.import_cmd",
+    "s3lb.cli.parse",
+    "s3lb.cli.setup",
+    "s3lb.cli.replay",
+    "s3lb.cli.check",
+    "s3lb.cli.state",
+    "s3lb.cli.import_",
 ]
 
 
@@ -54,7 +54,7 @@ def run_trio(fn: Callable[..., Awaitable[int]], *args: Any) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from s3lb.daemon import serve
+    from s3lb.cli.run import serve
 
     telemetry = Telemetry()
     config = _load_config(args.config, telemetry)
@@ -62,7 +62,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from s3lb.demo import run_demo
+    from s3lb.cli.demo import run_demo
 
     return run_demo(args.output)
 

@@ -17,11 +17,11 @@ from collections.abc import Callable
 
 import trio
 
-from s3lb.aws._session import AwsSession
+from s3lb.aws.session import AwsSession
+from s3lb.cli.systemd import Notifier, run_watchdog
 from s3lb.config import Config
 from s3lb.errors import ConfigError
-from s3lb.pipeline._wiring import run_pipeline
-from s3lb.systemd import Notifier, run_watchdog
+from s3lb.pipeline.wiring import run_pipeline
 from s3lb.telemetry import Telemetry
 
 __all__ = ["serve"]

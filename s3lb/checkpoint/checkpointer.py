@@ -14,10 +14,10 @@ from collections.abc import Iterable
 
 import trio
 
+from s3lb.acks import ObjectTracker
 from s3lb.checkpoint import CheckpointStore, ObjectState, RecordCounts
 from s3lb.crashpoints import crash_point
 from s3lb.errors import CheckpointCorrupt, CheckpointError, CheckpointFull
-from s3lb.pipeline._acks import ObjectTracker
 from s3lb.telemetry import Telemetry
 
 __all__ = ["Checkpointer", "state_of"]

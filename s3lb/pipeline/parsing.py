@@ -13,9 +13,16 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from s3lb.formats import ParseError, detect_format, get_format, sniff_format
-from s3lb.formats._base import Document, LogFormat, RecordParser
-from s3lb.reader import DEFAULT_MAX_LINE_BYTES, LineCutter, RawRecord, SplitterCutter
+from s3lb.formats import (
+    Document,
+    LogFormat,
+    ParseError,
+    RecordParser,
+    detect_format,
+    get_format,
+    sniff_format,
+)
+from s3lb.pipeline.framing import DEFAULT_MAX_LINE_BYTES, LineCutter, RawRecord, SplitterCutter
 
 __all__ = ["ObjectCutter", "ObjectParser", "ParseFailure", "UnknownFormat"]
 

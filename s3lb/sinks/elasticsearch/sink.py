@@ -2,7 +2,7 @@
 
 ``worker`` tasks each gather up to ``bulk_max_size`` documents and ``bulk_max_bytes`` of
 body (or what arrived within ``flush_interval``), POST them to ``_bulk`` and settle
-every item (see :mod:`s3lb.sinks._bulk`):
+every item (see :mod:`s3lb.sinks.elasticsearch.bulk`):
 
 - 2xx and 409 (already there under ``create``) acknowledge the item;
 - 429 and 5xx items are sent again, alone, with exponential backoff and jitter;
@@ -33,17 +33,17 @@ import httpx
 import msgspec
 import trio
 
+from s3lb.acks import settle
 from s3lb.config import ElasticsearchOutput
 from s3lb.deadletter import DeadLetter
 from s3lb.errors import SinkUnavailable
 from s3lb.retry import backoff_delay
-from s3lb.sinks._bulk import build_body, classify, item_size, split_requests
-from s3lb.sinks._client import Cluster, redact_url
-from s3lb.sinks._settle import settle
+from s3lb.sinks.elasticsearch.bulk import build_body, classify, item_size, split_requests
+from s3lb.sinks.elasticsearch.client import Cluster, redact_url
 from s3lb.telemetry import Telemetry
 
 if TYPE_CHECKING:
-    from s3lb.pipeline._acks import BulkItem
+    from s3lb.acks import BulkItem
 
 __all__ = ["ElasticsearchSink", "dead_letter_entry_id"]
 

@@ -132,7 +132,7 @@ output.file:
 async def _run_until_drained(
     config: Config, telemetry: Telemetry, objects: int, timeout: float
 ) -> bool:
-    from s3lb.daemon import serve
+    from s3lb.cli.run import serve
 
     stop = trio.Event()
     drained = False

@@ -17,8 +17,8 @@ import msgspec
 
 from s3lb.errors import ObjectCorrupt
 from s3lb.formats import FORMATS, ParseError
-from s3lb.parsing import ObjectCutter, ObjectParser, ParseFailure, UnknownFormat
-from s3lb.reader import DEFAULT_MAX_LINE_BYTES, Decompressor
+from s3lb.pipeline.framing import DEFAULT_MAX_LINE_BYTES, Decompressor
+from s3lb.pipeline.parsing import ObjectCutter, ObjectParser, ParseFailure, UnknownFormat
 
 __all__ = ["add_parser", "parse_stream"]
 

@@ -16,29 +16,46 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import trio
 
-from s3lb.aws._session import AwsSession
+from s3lb.acks import BulkItem, MessageTracker
 from s3lb.aws.s3 import S3Client
+from s3lb.aws.session import AwsSession
 from s3lb.aws.sqs import SqsClient
 from s3lb.checkpoint import CheckpointStore, open_checkpoint_store
+from s3lb.checkpoint.checkpointer import Checkpointer
 from s3lb.config import Config, ElasticsearchOutput
 from s3lb.deadletter import DeadLetter
 from s3lb.errors import ConfigError
-from s3lb.pipeline._acks import BulkItem, MessageTracker
-from s3lb.pipeline._checkpoints import Checkpointer
-from s3lb.pipeline._objects import InputRuntime, ObjectReader, ObjectTask
-from s3lb.sinks._index import IndexNamer
-from s3lb.sinks.elasticsearch import ElasticsearchSink
+from s3lb.pipeline.objects import ObjectReader
+from s3lb.sinks.elasticsearch.indexes import IndexNamer
+from s3lb.sinks.elasticsearch.sink import ElasticsearchSink
 from s3lb.sinks.file import FileSink
+from s3lb.sources import InputRuntime, ObjectTask
 from s3lb.sources.sqs import QueueInput, SqsSource
 from s3lb.telemetry import Telemetry
 
-__all__ = ["Delivery", "open_delivery", "run_pipeline"]
+__all__ = ["Clients", "Delivery", "open_delivery", "run_pipeline"]
+
+
+@dataclass(frozen=True, slots=True)
+class Clients:
+    """How the pipeline reaches SQS, S3, the cluster and the checkpoint store.
+
+    The defaults are the real ones; tests pass fakes in (a fake SQS client, an S3 client
+    on an in-process transport, the fake cluster's transport, a memory store).
+    """
+
+    sqs: Callable[[AwsSession, httpx.AsyncClient], SqsClient] = SqsClient
+    s3: Callable[[AwsSession, httpx.AsyncClient], S3Client] = S3Client
+    #: The cluster's HTTP transport; ``None`` for a real connection pool.
+    es_transport: httpx.AsyncBaseTransport | None = None
+    open_store: Callable[..., AbstractAsyncContextManager[CheckpointStore]] = open_checkpoint_store
 
 
 def _queues(config: Config, session: AwsSession) -> list[QueueInput]:
@@ -67,6 +84,7 @@ class Delivery:
         http: httpx.AsyncClient,
         session: AwsSession,
         store: CheckpointStore,
+        clients: Clients,
     ) -> None:
         settings = config.settings
         self.telemetry = telemetry
@@ -76,7 +94,11 @@ class Delivery:
         out = config.sink
         if isinstance(out, ElasticsearchOutput):
             self.sink: ElasticsearchSink | FileSink = ElasticsearchSink(
-                out, telemetry, self.dead_letter, durable=self.checkpointer.wait_durable
+                out,
+                telemetry,
+                self.dead_letter,
+                transport=clients.es_transport,
+                durable=self.checkpointer.wait_durable,
             )
             namer = IndexNamer(out.index)
             self._item_buffer = out.worker * 2
@@ -88,7 +110,7 @@ class Delivery:
             content_ids = False
         self._workers = settings.object_workers
         self.reader = ObjectReader(
-            S3Client(session, http),
+            clients.s3(session, http),
             namer,
             telemetry,
             self.dead_letter,
@@ -113,13 +135,17 @@ class Delivery:
 
 @asynccontextmanager
 async def open_delivery(
-    config: Config, telemetry: Telemetry, http: httpx.AsyncClient, session: AwsSession
+    config: Config,
+    telemetry: Telemetry,
+    http: httpx.AsyncClient,
+    session: AwsSession,
+    clients: Clients = Clients(),
 ) -> AsyncIterator[Delivery]:
     """Open the checkpoint store and build a :class:`Delivery`; its background tasks
     (checkpoint commits, pruning) run inside. On exit, what was acknowledged is
     committed, whatever ended the block."""
     settings = config.settings
-    async with open_checkpoint_store(
+    async with clients.open_store(
         settings.state_dir, map_size=settings.checkpoint.map_size
     ) as store:
         if store.quarantined is not None:
@@ -129,7 +155,7 @@ async def open_delivery(
                 "are absorbed as duplicates)",
                 quarantine=str(store.quarantined),
             )
-        delivery = Delivery(config, telemetry, http, session, store)
+        delivery = Delivery(config, telemetry, http, session, store, clients)
         try:
             async with trio.open_nursery() as background:
                 background.start_soon(delivery.checkpointer.run)
@@ -149,8 +175,10 @@ async def run_pipeline(
     on_ready: Callable[[], None] = lambda: None,
     *,
     session: AwsSession | None = None,
+    clients: Clients = Clients(),
 ) -> None:
-    """Run ``s3lb run`` until ``stop`` is set and the drain is over."""
+    """Run ``s3lb run`` until ``stop`` is set and the drain is over; ``clients`` are
+    the real AWS, cluster and store clients unless a test passes fakes."""
     settings = config.settings
     session = session or AwsSession(config.aws.region, config.aws.profile)
     queues = _queues(config, session)
@@ -159,10 +187,10 @@ async def run_pipeline(
     limits = httpx.Limits(max_connections=len(queues) + settings.object_workers + 10)
     async with (
         httpx.AsyncClient(timeout=timeout, limits=limits) as http,
-        open_delivery(config, telemetry, http, session) as delivery,
+        open_delivery(config, telemetry, http, session, clients) as delivery,
     ):
         source = SqsSource(
-            SqsClient(session, http),
+            clients.sqs(session, http),
             telemetry,
             settings.max_inflight_messages,
             settings.wait_time,

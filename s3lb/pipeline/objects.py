@@ -17,65 +17,26 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable
 
 import msgspec
 import trio
 
+from s3lb.acks import BulkItem, ObjectTracker, Watermark
 from s3lb.aws.s3 import S3Client
 from s3lb.checkpoint import CheckpointStore
-from s3lb.config import Input
 from s3lb.deadletter import DeadLetter
 from s3lb.errors import AccessDenied, ObjectCorrupt, ObjectGone, SourceUnavailable
 from s3lb.formats import ParseError, skip_reason
 from s3lb.model import ObjectRef, content_id, document_ids
-from s3lb.parsing import ObjectCutter, ObjectParser, ParseFailure, UnknownFormat
-from s3lb.pipeline._acks import BulkItem, ObjectTracker
-from s3lb.reader import Decompressor, RawRecord
+from s3lb.pipeline.framing import Decompressor, RawRecord
+from s3lb.pipeline.parsing import ObjectCutter, ObjectParser, ParseFailure, UnknownFormat
 from s3lb.retry import backoff_delay
-from s3lb.sinks._index import IndexNamer
+from s3lb.sinks.elasticsearch.indexes import IndexNamer
+from s3lb.sources import ObjectTask
 from s3lb.telemetry import Telemetry
-from s3lb.watermark import Watermark
 
-__all__ = ["InputRuntime", "ObjectReader", "ObjectTask"]
-
-
-@dataclass(frozen=True, slots=True)
-class InputRuntime:
-    """What a reader needs from an ``inputs:`` entry, compiled once."""
-
-    name: str
-    log_format: str
-    options: Mapping[str, Any]
-    key_regex: re.Pattern[str] | None
-    extra_fields: Mapping[str, Any]
-
-    @classmethod
-    def from_config(cls, item: Input, index: int) -> InputRuntime:
-        """Compile input number ``index`` of the configuration."""
-        extra: dict[str, Any] = {}
-        if item.fields:
-            extra = dict(item.fields) if item.fields_under_root else {"fields": dict(item.fields)}
-        return cls(
-            name=item.name or f"inputs[{index}]",
-            log_format=item.log_format,
-            options=dict(item.log_format_options),
-            key_regex=re.compile(item.key_regex_fields) if item.key_regex_fields else None,
-            extra_fields=extra,
-        )
-
-
-@dataclass(slots=True)
-class ObjectTask:
-    """One object to read, for one input, tracked until its records are settled."""
-
-    ref: ObjectRef
-    input: InputRuntime
-    tracker: ObjectTracker
-    region: str
+__all__ = ["ObjectReader"]
 
 
 _encoder = msgspec.json.Encoder()

@@ -15,8 +15,8 @@ import time
 from typing import Any
 
 from s3lb.checkpoint import ObjectState, open_store, open_store_readonly
+from s3lb.cli.state_view import render_state
 from s3lb.config import load, parse_duration
-from s3lb.state_view import render_state
 
 __all__ = ["add_parser"]
 

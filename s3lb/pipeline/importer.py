@@ -10,7 +10,7 @@
 A *job* is one bucket URL of one ``type: s3`` input with its time window; its id names
 all four (``inputs[0] s3://logs/prod/ since=… to=…``). The listing is streamed in key
 order, one page at a time. Objects whose LastModified falls in ``[since, to)`` become
-:class:`~s3lb.pipeline._objects.ObjectTask` s for the same readers, sink, ``_id`` s and
+:class:`~s3lb.pipeline.objects.ObjectTask` s for the same readers, sink, ``_id`` s and
 checkpoints as ``run``; objects the checkpoint store knows as ``done`` (by ``run`` or an
 earlier import) are not sent again.
 
@@ -54,10 +54,12 @@ import httpx
 import msgspec
 import trio
 
-from s3lb.aws._session import AwsSession
+from s3lb.acks import ObjectTracker
 from s3lb.aws.s3 import ListedObject, ListPage, S3Client
+from s3lb.aws.session import AwsSession
 from s3lb.aws.sqs import SqsClient, SqsError
 from s3lb.checkpoint import CheckpointStore, ImportCursor, open_checkpoint_store
+from s3lb.checkpoint.checkpointer import state_of
 from s3lb.config import Config
 from s3lb.errors import (
     AccessDenied,
@@ -69,11 +71,9 @@ from s3lb.errors import (
     SourceUnavailable,
 )
 from s3lb.model import ObjectRef
-from s3lb.pipeline._acks import ObjectTracker
-from s3lb.pipeline._checkpoints import state_of
-from s3lb.pipeline._objects import InputRuntime, ObjectTask
-from s3lb.pipeline._wiring import Delivery, open_delivery
+from s3lb.pipeline.wiring import Delivery, open_delivery
 from s3lb.retry import backoff_delay
+from s3lb.sources.task import InputRuntime, ObjectTask
 from s3lb.telemetry import Telemetry
 
 __all__ = [
