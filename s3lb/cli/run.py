@@ -48,6 +48,10 @@ async def serve(
         notifier.ready(status=_status(telemetry, stopping=False))
         on_ready()
 
+    # Trio restores the handlers it found when its receiver closes: with these, a signal
+    # arriving after the drain, or before the receiver is open, cannot kill the process.
+    for signum in (*_STOP_SIGNALS, *_NOTED_SIGNALS):
+        signal.signal(signum, signal.SIG_IGN)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, stop, nursery.cancel_scope, telemetry)
@@ -63,10 +67,6 @@ async def serve(
             nursery.cancel_scope.cancel()
     finally:
         notifier.close()
-    # Done: a late SIGTERM/SIGINT (trio's handler is gone by now) must not turn this
-    # clean exit into a kill.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     telemetry.info("s3lb stopped")
     return 0
 
@@ -84,11 +84,27 @@ async def _start_metrics(nursery: trio.Nursery, telemetry: Telemetry, listen: st
     telemetry.info("metrics endpoint listening", url=f"http://{shown}:{port}/metrics")
 
 
+#: Signals that drain and stop the daemon (a second one stops it without waiting).
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: Signals that other daemons use for log reopening or reloads: s3lb logs to stderr
+#: (journald), so there is no file to reopen, and a configuration change needs a
+#: restart. They are logged, answered with a stats line, and otherwise ignored, never
+#: the default action (which would kill the process without a drain).
+_NOTED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+
+
 async def _watch_signals(stop: trio.Event, scope: trio.CancelScope, telemetry: Telemetry) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    with trio.open_signal_receiver(*_STOP_SIGNALS, *_NOTED_SIGNALS) as signals:
         async for signum in signals:
             name = signal.Signals(signum).name
-            if not stop.is_set():
+            if signum in _NOTED_SIGNALS:
+                telemetry.info(
+                    "signal received; ignored (logs go to stderr, a configuration change"
+                    " needs a restart)",
+                    signal=name,
+                )
+                telemetry.stats_line(int(telemetry.gauges().get("messages_in_flight", 0)))
+            elif not stop.is_set():
                 telemetry.info("signal received; stopping", signal=name)
                 stop.set()
             else:

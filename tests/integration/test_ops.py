@@ -235,3 +235,21 @@ def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr  # no warnings either
+
+
+def test_sighup_and_sigusr_are_logged_and_ignored_and_sigterm_still_drains(
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+) -> None:
+    """Issue 16.8: SIGHUP and SIGUSR1 used to kill the daemon like kill -9 (no drain)."""
+    import signal
+
+    queue, _ = aws.quiet_queue()
+    run = daemon(config([queue], fake_es.url))
+    for signum in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        run.process.send_signal(signum)
+        name = signum.name
+        wait_until(lambda name=name: f"signal={name}" in run.log, 10, f"{name} logged")
+        assert run.process.poll() is None, run.log
+    assert run.log.count("signal received; ignored") == 3
+    assert run.stop() == 0, run.log
+    assert "s3lb stopped" in run.log
