@@ -34,6 +34,7 @@ import trio
 
 from s3lb.aws._session import AwsSession
 from s3lb.aws.sqs import SqsClient, SqsError
+from s3lb.checkpoint import space_needed
 from s3lb.config import Config, ElasticsearchOutput, FileOutput, load
 from s3lb.errors import ConfigError, S3lbError
 from s3lb.sinks._client import redact_url
@@ -135,7 +136,7 @@ async def run_checks(config: Config, timeout: float = 10.0) -> list[Check]:
             nursery.start_soon(run, i, http)
     if isinstance(sink, FileOutput):
         results.append(_file_output(sink))
-    results.append(_state_dir(config.settings.state_dir))
+    results.append(_state_dir(config.settings.state_dir, config.settings.checkpoint.map_size))
     if config.metrics.listen:
         results.append(_metrics(config.metrics.listen))
     return results
@@ -327,8 +328,20 @@ def _file_output(output: FileOutput) -> Check:
     return _writable(Path(target).parent, what, "its directory")
 
 
-def _state_dir(path: str) -> Check:
-    return _writable(Path(path), f"state_dir {path}", "it")
+def _state_dir(path: str, map_size: int) -> Check:
+    """Writable, and room for the checkpoint store to open and commit (``s3lb run``
+    refuses to start without it)."""
+    found = _writable(Path(path), f"state_dir {path}", "it")
+    if found.status != "ok":
+        return found
+    try:
+        needed, free = space_needed(path, map_size)
+    except OSError as exc:
+        return Check("warn", found.what, f"{found.detail}; free space unknown: {exc}")
+    detail = f"{found.detail}; {free} bytes free, the checkpoint store needs {needed} more"
+    if free < needed:
+        return Check("FAIL", found.what, f"{detail}: s3lb cannot start until space is freed")
+    return Check("ok", found.what, detail)
 
 
 def _writable(directory: Path, what: str, name: str) -> Check:
