@@ -136,7 +136,7 @@ async def run_checks(config: Config, timeout: float = 10.0) -> list[Check]:
             nursery.start_soon(run, i, http)
     if isinstance(sink, FileOutput):
         results.append(_file_output(sink))
-    results.append(_state_dir(config.settings.state_dir, config.settings.checkpoint.map_size))
+    results.append(_state_dir(config.settings.state_dir))
     if config.metrics.listen:
         results.append(_metrics(config.metrics.listen))
     return results
@@ -328,19 +328,25 @@ def _file_output(output: FileOutput) -> Check:
     return _writable(Path(target).parent, what, "its directory")
 
 
-def _state_dir(path: str, map_size: int) -> Check:
-    """Writable, and room for the checkpoint store to open and commit (``s3lb run``
-    refuses to start without it)."""
+#: Below this much free space, checkpoint commits will soon fail: a warning.
+_LOW_SPACE = 16 << 20
+
+
+def _state_dir(path: str) -> Check:
+    """Writable, and room for the checkpoint store to open (``s3lb run`` and ``s3lb
+    import`` refuse to start without it) and to grow."""
     found = _writable(Path(path), f"state_dir {path}", "it")
     if found.status != "ok":
         return found
     try:
-        needed, free = space_needed(path, map_size)
+        needed, free = space_needed(path)
     except OSError as exc:
         return Check("warn", found.what, f"{found.detail}; free space unknown: {exc}")
-    detail = f"{found.detail}; {free} bytes free, the checkpoint store needs {needed} more"
+    detail = f"{found.detail}; {free} bytes free, the checkpoint store needs {needed} to open"
     if free < needed:
         return Check("FAIL", found.what, f"{detail}: s3lb cannot start until space is freed")
+    if free < needed + _LOW_SPACE:
+        return Check("warn", found.what, f"{detail}: checkpoint commits fail once it is full")
     return Check("ok", found.what, detail)
 
 

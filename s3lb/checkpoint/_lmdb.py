@@ -233,7 +233,7 @@ class LmdbStore:
         try:
             with self._errors("open"):
                 if not readonly:
-                    self._guard.reserve(env.info()["map_size"])
+                    self._guard.allocate_lock()
                 self._objects = env.open_db(_DB_OBJECTS, create=not readonly)
                 self._imports = env.open_db(_DB_IMPORTS, create=not readonly)
                 self._meta = env.open_db(_DB_META, create=not readonly)
@@ -467,7 +467,7 @@ class LmdbStore:
                 str(self._path),
             ) from exc
         except lmdb.Error as exc:
-            if is_no_space(exc):
+            if is_no_space(exc, self._path.parent):
                 raise CheckpointError(no_space_message(self._path.parent)) from exc
             raise CheckpointError(f"checkpoint store {self._path}: {doing} failed: {exc}") from exc
 
@@ -482,7 +482,7 @@ def _full_message(path: Path, env: lmdb.Environment) -> str:
 
 
 def _unusable_message(state_dir: Path, what: Path, exc: BaseException) -> str:
-    if is_no_space(exc):
+    if is_no_space(exc, state_dir):
         return no_space_message(state_dir)
     return (
         f"cannot use the checkpoint store at {what}: {exc}. s3lb needs a writable state "

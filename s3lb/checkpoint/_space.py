@@ -7,10 +7,10 @@ which kills the process without a word. So:
 
 - before LMDB opens the store, the lock file's blocks are allocated with
   ``posix_fallocate`` (a full disk is then an ``ENOSPC`` error at a point we control);
-- once open, :data:`RESERVE` bytes beyond the data file's high-water mark are
-  allocated too: s3lb refuses to start without room to commit (LMDB writes data pages
-  with ``pwrite``, so a disk that fills later fails a commit with ``ENOSPC``, which
-  ``_lmdb`` reports with the same message);
+- once open, whatever LMDB added to the lock file is allocated too. The data file
+  needs no such care: LMDB writes its pages with ``pwrite`` (no ``MDB_WRITEMAP``), so
+  a full disk fails a commit with ``ENOSPC``, which ``_lmdb`` reports with the same
+  message (at open: s3lb exits 1; later: the daemon goes on without checkpoints);
 - before every transaction, :class:`FileGuard` compares the data file's size with
   the pages in use: a file truncated under a running process is an error, not a
   read past its end.
@@ -32,7 +32,7 @@ from s3lb.errors import CheckpointCorrupt, CheckpointError
 
 __all__ = [
     "LOCK_BYTES",
-    "RESERVE",
+    "NEW_STORE_BYTES",
     "FileGuard",
     "SpaceNeeded",
     "free_bytes",
@@ -43,10 +43,11 @@ __all__ = [
 ]
 
 #: Size LMDB gives ``lock.mdb`` with py-lmdb's default 126 reader slots (it grows the
-#: file itself if its build needs more; :func:`FileGuard.reserve` then fills the rest).
+#: file itself if its build needs more; :meth:`FileGuard.allocate_lock` fills the rest).
 LOCK_BYTES: Final = 8192
-#: Bytes kept allocated beyond the data file's high-water mark.
-RESERVE: Final = 1 << 20
+#: What a new store writes at open: two meta pages and the pages of its three
+#: databases (with room to spare), at LMDB's usual 4 KiB page size.
+NEW_STORE_BYTES: Final = 16 * 4096
 _NO_SPACE: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 _NO_FALLOCATE: Final = frozenset({errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
 
@@ -79,28 +80,38 @@ class SpaceNeeded(NamedTuple):
     free: int
 
 
-def space_needed(state_dir: str | os.PathLike[str], map_size: int) -> SpaceNeeded:
-    """What opening the store under ``state_dir`` will allocate, and what is free.
-
-    The lock file, plus :data:`RESERVE` bytes (at most ``map_size`` in all) beyond
-    what the data file holds, less what the files already have allocated.
-    """
+def space_needed(state_dir: str | os.PathLike[str]) -> SpaceNeeded:
+    """What opening the store under ``state_dir`` will allocate, and what is free:
+    the lock file's blocks not yet allocated, and a new store's first pages."""
     store = Path(state_dir) / "checkpoint"
     lock_size, lock_held = _allocated(store / "lock.mdb")
-    data_size, data_held = _allocated(store / "data.mdb")
-    lock_need = max(LOCK_BYTES, lock_size) - lock_held
-    data_need = min(map_size, data_size + RESERVE) - data_held
-    return SpaceNeeded(max(lock_need, 0) + max(data_need, 0), free_bytes(state_dir))
+    data_size, _ = _allocated(store / "data.mdb")
+    needed = max(max(LOCK_BYTES, lock_size) - lock_held, 0)
+    if data_size == 0:
+        needed += NEW_STORE_BYTES
+    return SpaceNeeded(needed, free_bytes(state_dir))
 
 
-def is_no_space(exc: BaseException) -> bool:
-    """True for ``ENOSPC``/``EDQUOT``, as an OSError or as LMDB's errno error."""
+def is_no_space(exc: BaseException, state_dir: Path | None = None) -> bool:
+    """True for ``ENOSPC``/``EDQUOT``, as an OSError or as LMDB's errno error.
+
+    LMDB reports a short write (the disk filled in the middle of one) as ``EIO``:
+    with ``state_dir``, that counts too when its filesystem has less than
+    :data:`NEW_STORE_BYTES` free.
+    """
     if isinstance(exc, OSError):
         return exc.errno in _NO_SPACE
-    if isinstance(exc, lmdb.Error):
-        text = str(exc)
-        return any(os.strerror(code) in text for code in _NO_SPACE)
-    return False
+    if not isinstance(exc, lmdb.Error):
+        return False
+    text = str(exc)
+    if any(os.strerror(code) in text for code in _NO_SPACE):
+        return True
+    if state_dir is None or os.strerror(errno.EIO) not in text:
+        return False
+    try:
+        return free_bytes(state_dir) < NEW_STORE_BYTES
+    except OSError:
+        return False
 
 
 def no_space_message(state_dir: Path, needed: int | None = None) -> str:
@@ -152,7 +163,7 @@ def prepare_lock_file(state_dir: Path, store: Path) -> None:
 
 @final
 class FileGuard:
-    """Keeps ``data.mdb`` backed by disk blocks, and notices it shrinking.
+    """Keeps the lock file backed by disk blocks, and notices ``data.mdb`` shrinking.
 
     Holds a descriptor of the file, so that :meth:`check` looks at the file LMDB has
     mapped even if the path was replaced.
@@ -185,15 +196,13 @@ class FileGuard:
                 str(self._data.parent),
             )
 
-    def reserve(self, map_size: int) -> None:
-        """Allocate :data:`RESERVE` bytes beyond the high-water mark (at most
-        ``map_size``), and whatever part of the lock file LMDB added.
+    def allocate_lock(self) -> None:
+        """Allocate whatever part of the lock file LMDB added beyond :data:`LOCK_BYTES`
+        (its reader slots are written through the map as transactions begin).
 
         Raises:
             CheckpointError: the filesystem has no room.
         """
-        used = (self._env.info()["last_pgno"] + 1) * self._psize
-        _fallocate(self._data, max(min(map_size, used + RESERVE), used), self._state_dir)
         lock_size, _ = _allocated(self._lock)
         _fallocate(self._lock, lock_size, self._state_dir)
 
