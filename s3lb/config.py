@@ -16,15 +16,17 @@ The seed's ``s3logsbeat.yml`` works unchanged:
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
 
+from s3lb.config_check import check_config
 from s3lb.errors import ConfigError
 
 __all__ = [
@@ -57,13 +59,17 @@ def parse_duration(value: object) -> Duration:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as 5s or 1m, got {value!r}")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"a duration must be a finite number, got {value!r}")
         if value < 0:
             raise ValueError(f"a duration cannot be negative: {value!r}")
         return Duration(value)
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
-            return Duration(float(match.group(1)) * _UNITS[match.group(2)])
+            seconds = float(match.group(1)) * _UNITS[match.group(2)]
+            if math.isfinite(seconds):
+                return Duration(seconds)
     raise ValueError(f"expected a duration such as 5s, 1m or 250ms, got {value!r}")
 
 
@@ -89,11 +95,20 @@ class Input(_Base):
     name: str = ""
 
 
+#: Bounds of ``checkpoint.map_size``: LMDB needs a few pages; beyond 1 TiB is a typo.
+MIN_MAP_SIZE = 64 * 1024
+MAX_MAP_SIZE = 1 << 40
+#: Most tasks ``worker`` or ``object_workers`` may start (more exhausts memory).
+MAX_WORKERS = 1024
+_Workers = Annotated[int, msgspec.Meta(ge=1, le=MAX_WORKERS)]
+
+
 class CheckpointSettings(_Base):
     """``s3lb.checkpoint``: the LMDB store under ``state_dir/checkpoint``."""
 
-    #: Size of the store's memory map: the most it can hold (the file grows as used).
-    map_size: int = 1 << 30
+    #: Size of the store's memory map: the most it can hold (the file grows as used),
+    #: from :data:`MIN_MAP_SIZE` to :data:`MAX_MAP_SIZE` bytes.
+    map_size: Annotated[int, msgspec.Meta(ge=MIN_MAP_SIZE, le=MAX_MAP_SIZE)] = 1 << 30
 
 
 class Settings(_Base):
@@ -103,11 +118,11 @@ class Settings(_Base):
     state_dir: str = "./state"
     shutdown_timeout: Duration = Duration(30)
     #: SQS messages received and not yet deleted, across all queues.
-    max_inflight_messages: int = 100
+    max_inflight_messages: Annotated[int, msgspec.Meta(ge=1, le=120_000)] = 100  # SQS's limit
     #: Objects read at the same time.
-    object_workers: int = 8
+    object_workers: _Workers = 8
     #: Lines longer than this are dead-lettered instead of parsed.
-    max_line_bytes: int = 1024 * 1024
+    max_line_bytes: Annotated[int, msgspec.Meta(ge=1)] = 1024 * 1024
     #: SQS long-poll wait (at most 20 s).
     wait_time: Duration = Duration(20)
     #: How often a stats line is logged.
@@ -169,11 +184,11 @@ class ElasticsearchOutput(_Base):
     #: ``id:api_key`` (encoded for the header by s3lb), or the already encoded form.
     api_key: str = ""
     index: str = "s3lb-%{+yyyy.MM.dd}"
-    bulk_max_size: int = 1600
+    bulk_max_size: Annotated[int, msgspec.Meta(ge=1)] = 1600
     #: Upper bound of one bulk request body (before compression), in bytes.
     bulk_max_bytes: int = 10 * 1024 * 1024
     flush_interval: Duration = Duration(1)
-    worker: int = 2
+    worker: _Workers = 2
     timeout: Duration = Duration(90)
     backoff: Backoff = Backoff()
     headers: dict[str, str] = {}
@@ -288,10 +303,20 @@ def load(
 ) -> tuple[Config, list[str]]:
     """Read and validate the file at ``path``; return the config and warnings."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(
             f"cannot read the configuration file: {exc.strerror}", str(path)
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"the configuration file is not UTF-8 text: byte 0x{data[exc.start]:02x} at "
+            f"offset {exc.start} (line {line}) cannot be "
+            "decoded; save the file as UTF-8",
+            str(path),
         ) from None
     return loads(text, env)
 
@@ -335,7 +360,7 @@ def loads(text: str, env: Mapping[str, str] | None = None) -> tuple[Config, list
         config = msgspec.convert(document, Config, strict=False, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
         raise ConfigError(*_explain(str(exc), root)) from None
-    _check(config)
+    check_config(config)
     return config, warnings
 
 
@@ -427,63 +452,17 @@ def _dec_hook(kind: type, value: Any) -> Any:
 
 
 _AT = re.compile(r" - at `\$(.*)`$")
+_BOUND = re.compile(r"^Expected `int` ([<>]=) (-?\d+)$")
+_WORDS = {">=": "at least", "<=": "at most"}
 
 
 def _explain(message: str, root: str) -> tuple[str, str]:
     """msgspec's ``Expected int - at `$.settings.x``` → (reason, ``s3lb.x``)."""
     match = _AT.search(message)
     where = match.group(1).lstrip(".") if match else ""
-    reason = _AT.sub("", message)
+    reason = _BOUND.sub(
+        lambda m: f"must be {_WORDS[m.group(1)]} {m.group(2)}", _AT.sub("", message)
+    )
     if where.startswith("settings"):
         where = root + where[len("settings") :]
     return reason, where
-
-
-def _check_format(item: Input, where: str) -> None:
-    from s3lb.formats import get_format  # formats are pure; imported late to keep load cheap
-
-    if item.log_format == "auto":
-        return
-    try:
-        fmt = get_format(item.log_format)
-    except KeyError as exc:
-        raise ConfigError(str(exc.args[0]), f"{where}.log_format") from None
-    try:
-        fmt.validate_options(item.log_format_options)
-    except ValueError as exc:
-        raise ConfigError(str(exc), f"{where}.log_format_options") from None
-
-
-def _check(config: Config) -> None:
-    s = config.settings
-    root = config.root
-    for i, item in enumerate(s.inputs):
-        where = f"{root}.inputs[{i}]"
-        if item.type == "sqs" and not item.queues_url:
-            raise ConfigError("an sqs input needs queues_url", where)
-        if item.type == "s3" and not item.buckets:
-            raise ConfigError("an s3 input needs buckets", where)
-        _check_format(item, where)
-        if item.key_regex_fields:
-            try:
-                re.compile(item.key_regex_fields)
-            except re.error as exc:
-                raise ConfigError(
-                    f"invalid regular expression: {exc}", f"{where}.key_regex_fields"
-                ) from None
-    for name in ("max_inflight_messages", "object_workers", "max_line_bytes"):
-        if getattr(s, name) < 1:
-            raise ConfigError("must be at least 1", f"{root}.{name}")
-    if s.wait_time > 20:
-        raise ConfigError("SQS long polling waits at most 20s", f"{root}.wait_time")
-    if s.max_hold > 12 * 3600:
-        raise ConfigError("SQS keeps a message in flight 12h at most", f"{root}.max_hold")
-    if s.visibility_timeout > 12 * 3600:
-        raise ConfigError("SQS visibility timeouts are 12h at most", f"{root}.visibility_timeout")
-    es = config.output.elasticsearch
-    if es is not None:
-        if not es.hosts:
-            raise ConfigError("needs at least one host", "output.elasticsearch.hosts")
-        if es.bulk_max_size < 1 or es.worker < 1:
-            raise ConfigError("bulk_max_size and worker must be at least 1", "output.elasticsearch")
-    config.sink  # noqa: B018 -- raises when no output is enabled

@@ -16,6 +16,8 @@ from s3lb.checkpoint._lmdb import Status as Status
 from s3lb.checkpoint._lmdb import StoreUsage as StoreUsage
 from s3lb.checkpoint._lmdb import open_store as open_store
 from s3lb.checkpoint._lmdb import open_store_readonly as open_store_readonly
+from s3lb.checkpoint._space import SpaceNeeded as SpaceNeeded
+from s3lb.checkpoint._space import space_needed as space_needed
 from s3lb.checkpoint._store import CheckpointStatistics as CheckpointStatistics
 from s3lb.checkpoint._store import CheckpointStore as CheckpointStore
 from s3lb.checkpoint._store import open_checkpoint_store as open_checkpoint_store
@@ -27,9 +29,11 @@ __all__ = [
     "LmdbStore",
     "ObjectState",
     "RecordCounts",
+    "SpaceNeeded",
     "Status",
     "StoreUsage",
     "open_checkpoint_store",
     "open_store",
     "open_store_readonly",
+    "space_needed",
 ]

@@ -38,6 +38,7 @@ from typing import Final, Literal, final
 import lmdb
 import msgspec
 
+from s3lb.checkpoint._space import FileGuard, is_no_space, no_space_message, prepare_lock_file
 from s3lb.crashpoints import crash_point
 from s3lb.errors import CheckpointCorrupt, CheckpointError, CheckpointFull
 
@@ -228,15 +229,22 @@ class LmdbStore:
         self._warned_full = False
         #: Where a corrupt predecessor was moved at open, if it was.
         self.quarantined: Path | None = None
-        with self._errors("open"):
-            self._objects = env.open_db(_DB_OBJECTS, create=not readonly)
-            self._imports = env.open_db(_DB_IMPORTS, create=not readonly)
-            self._meta = env.open_db(_DB_META, create=not readonly)
-            self._psize: int = env.stat()["psize"]
-            if not readonly:
-                self._init_meta(env.info()["map_size"])
-            else:
-                self._check_schema()
+        self._guard = FileGuard(env, path, path.parent)
+        try:
+            with self._errors("open"):
+                if not readonly:
+                    self._guard.allocate_lock()
+                self._objects = env.open_db(_DB_OBJECTS, create=not readonly)
+                self._imports = env.open_db(_DB_IMPORTS, create=not readonly)
+                self._meta = env.open_db(_DB_META, create=not readonly)
+                self._psize: int = env.stat()["psize"]
+                if not readonly:
+                    self._init_meta(env.info()["map_size"])
+                else:
+                    self._check_schema()
+        except BaseException:
+            self._guard.close()
+            raise
 
     @property
     def path(self) -> Path:
@@ -395,6 +403,7 @@ class LmdbStore:
         if not self._closed:
             self._closed = True
             self._env.close()
+            self._guard.close()
 
     def _init_meta(self, map_size: int) -> None:
         with self._env.begin(write=True, db=self._meta) as txn:
@@ -446,6 +455,7 @@ class LmdbStore:
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
+        self._guard.check()  # a file truncated under us: an error, not a SIGBUS
         try:
             yield
         except lmdb.MapFullError as exc:
@@ -457,6 +467,8 @@ class LmdbStore:
                 str(self._path),
             ) from exc
         except lmdb.Error as exc:
+            if is_no_space(exc, self._path.parent):
+                raise CheckpointError(no_space_message(self._path.parent)) from exc
             raise CheckpointError(f"checkpoint store {self._path}: {doing} failed: {exc}") from exc
 
 
@@ -470,6 +482,8 @@ def _full_message(path: Path, env: lmdb.Environment) -> str:
 
 
 def _unusable_message(state_dir: Path, what: Path, exc: BaseException) -> str:
+    if is_no_space(exc, state_dir):
+        return no_space_message(state_dir)
     return (
         f"cannot use the checkpoint store at {what}: {exc}. s3lb needs a writable state "
         f"directory: create {state_dir} if needed and make it and {what} writable by the "
@@ -580,6 +594,9 @@ def _open_writable(root: Path, path: Path, map_size: int, verify: Verify) -> Lmd
         existed = data.exists() and data.stat().st_size > 0
     except OSError as exc:
         raise CheckpointError(_unusable_message(root, path, exc)) from exc
+    # Before anything maps the lock file (the isolated check too: a SIGBUS there would
+    # pass a good store for a corrupt one).
+    prepare_lock_file(root, path)
     if existed and verify == "isolated":
         reason = _check_isolated(path)
         if reason is not None:

@@ -34,6 +34,7 @@ import trio
 
 from s3lb.aws.session import AwsSession
 from s3lb.aws.sqs import SqsClient, SqsError
+from s3lb.checkpoint import space_needed
 from s3lb.config import Config, ElasticsearchOutput, FileOutput, load
 from s3lb.errors import ConfigError, S3lbError
 from s3lb.sinks.elasticsearch.client import redact_url
@@ -327,8 +328,26 @@ def _file_output(output: FileOutput) -> Check:
     return _writable(Path(target).parent, what, "its directory")
 
 
+#: Below this much free space, checkpoint commits will soon fail: a warning.
+_LOW_SPACE = 16 << 20
+
+
 def _state_dir(path: str) -> Check:
-    return _writable(Path(path), f"state_dir {path}", "it")
+    """Writable, and room for the checkpoint store to open (``s3lb run`` and ``s3lb
+    import`` refuse to start without it) and to grow."""
+    found = _writable(Path(path), f"state_dir {path}", "it")
+    if found.status != "ok":
+        return found
+    try:
+        needed, free = space_needed(path)
+    except OSError as exc:
+        return Check("warn", found.what, f"{found.detail}; free space unknown: {exc}")
+    detail = f"{found.detail}; {free} bytes free, the checkpoint store needs {needed} to open"
+    if free < needed:
+        return Check("FAIL", found.what, f"{detail}: s3lb cannot start until space is freed")
+    if free < needed + _LOW_SPACE:
+        return Check("warn", found.what, f"{detail}: checkpoint commits fail once it is full")
+    return Check("ok", found.what, detail)
 
 
 def _writable(directory: Path, what: str, name: str) -> Check:

@@ -79,7 +79,8 @@ def test_a_missing_environment_variable_is_an_error() -> None:
 
 def test_unknown_keys_are_warned_about_by_path() -> None:
     _, warnings = loads(
-        "s3lb:\n  inputs:\n    - {type: sqs, queues_url: [q], bogus: 1}\n  extra: 2\n"
+        "s3lb:\n  inputs:\n    - {type: sqs, queues_url: ['http://sqs/1/q'], bogus: 1}\n"
+        "  extra: 2\n"
         "output.file: {path: '-', colour: red}\nqueue.mem.events: 128\nwhatever: 1"
     )
     assert "unknown key 's3lb.inputs[0].bogus' ignored" in warnings
@@ -97,11 +98,11 @@ def test_unknown_keys_are_warned_about_by_path() -> None:
         ("s3lb: {inputs: [{type: kafka}]}", "s3lb.inputs[0].type"),
         ("s3lb: {inputs: [{type: sqs}]}", "s3lb.inputs[0]"),
         (
-            "s3lb: {inputs: [{type: sqs, queues_url: [q], poll_frequency: x}]}",
+            "s3lb: {inputs: [{type: sqs, queues_url: ['http://sqs/1/q'], poll_frequency: x}]}",
             "s3lb.inputs[0].poll_frequency",
         ),
         (
-            "s3lb: {inputs: [{type: sqs, queues_url: [q], key_regex_fields: '('}]}",
+            "s3lb: {inputs: [{type: sqs, queues_url: ['http://sqs/1/q'], key_regex_fields: '('}]}",
             "s3lb.inputs[0].key_regex_fields",
         ),
         ("s3lb: {wait_time: 30s}", "s3lb.wait_time"),
@@ -129,7 +130,7 @@ def test_file_output_with_filename_uses_path_as_directory() -> None:
 def test_an_unknown_log_format_is_an_error_naming_the_input() -> None:
     with pytest.raises(ConfigError, match="known formats") as info:
         loads(
-            "s3lb: {inputs: [{type: sqs, queues_url: [q], log_format: syslog}]}\n"
+            "s3lb: {inputs: [{type: sqs, queues_url: ['http://sqs/1/q'], log_format: syslog}]}\n"
             "output.file.path: '-'"
         )
     assert info.value.path == "s3lb.inputs[0].log_format"
