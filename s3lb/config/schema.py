@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import yaml
 
-from s3lb.config_check import check_config
+from s3lb.config.checks import check_config
 from s3lb.errors import ConfigError
 
 __all__ = [

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from s3lb.errors import ConfigError
 
 if TYPE_CHECKING:
-    from s3lb.config import Config, Input
+    from s3lb.config.schema import Config, Input
 
 __all__ = ["check_config"]
 
