@@ -47,6 +47,7 @@ PURE = [
     "s3lb.retry:backoff_delay",  # the formula; Backoff.sleep is its trio driver
     "s3lb.formats",
     "s3lb.aws.notifications",
+    "s3lb.checkpoint.records",
     "s3lb.pipeline.framing",
     "s3lb.pipeline.parsing",
     "s3lb.sinks.elasticsearch.bulk",
@@ -165,7 +166,15 @@ def test_the_retry_formula_is_pure_while_its_driver_sleeps_on_trio() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["s3lb.sinks", "s3lb.checkpoint", "s3lb.formats", "s3lb.sources", "s3lb.pipeline", "s3lb.cli"],
+    [
+        "s3lb.sinks",
+        "s3lb.checkpoint",
+        "s3lb.formats",
+        "s3lb.sources",
+        "s3lb.pipeline",
+        "s3lb.cli",
+        "s3lb.config",
+    ],
 )
 def test_each_package_exports_exactly_its_all(name: str) -> None:
     module = importlib.import_module(name)

@@ -8,19 +8,19 @@ corruption policy.
 
 from __future__ import annotations
 
-from s3lb.checkpoint._lmdb import ImportCursor as ImportCursor
 from s3lb.checkpoint._lmdb import LmdbStore as LmdbStore
-from s3lb.checkpoint._lmdb import ObjectState as ObjectState
-from s3lb.checkpoint._lmdb import RecordCounts as RecordCounts
-from s3lb.checkpoint._lmdb import Status as Status
-from s3lb.checkpoint._lmdb import StoreUsage as StoreUsage
-from s3lb.checkpoint._lmdb import open_store as open_store
-from s3lb.checkpoint._lmdb import open_store_readonly as open_store_readonly
+from s3lb.checkpoint._open import open_store as open_store
+from s3lb.checkpoint._open import open_store_readonly as open_store_readonly
 from s3lb.checkpoint._space import SpaceNeeded as SpaceNeeded
 from s3lb.checkpoint._space import space_needed as space_needed
 from s3lb.checkpoint._store import CheckpointStatistics as CheckpointStatistics
 from s3lb.checkpoint._store import CheckpointStore as CheckpointStore
 from s3lb.checkpoint._store import open_checkpoint_store as open_checkpoint_store
+from s3lb.checkpoint.records import ImportCursor as ImportCursor
+from s3lb.checkpoint.records import ObjectState as ObjectState
+from s3lb.checkpoint.records import RecordCounts as RecordCounts
+from s3lb.checkpoint.records import Status as Status
+from s3lb.checkpoint.records import StoreUsage as StoreUsage
 
 __all__ = [
     "CheckpointStatistics",

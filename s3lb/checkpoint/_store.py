@@ -20,18 +20,9 @@ from typing import TypeVar, final
 
 import trio
 
-from s3lb.checkpoint._lmdb import (
-    DEFAULT_MAP_SIZE,
-    PRUNE_BATCH,
-    ImportCursor,
-    LmdbStore,
-    ObjectState,
-    OnCorrupt,
-    Status,
-    StoreUsage,
-    Verify,
-    open_store,
-)
+from s3lb.checkpoint._lmdb import DEFAULT_MAP_SIZE, PRUNE_BATCH, LmdbStore, OnCorrupt, Verify
+from s3lb.checkpoint._open import open_store
+from s3lb.checkpoint.records import ImportCursor, ObjectState, Status, StoreUsage
 
 __all__ = ["CheckpointStatistics", "CheckpointStore", "open_checkpoint_store"]
 

@@ -40,7 +40,7 @@ from s3lb.aws.s3 import S3Client
 from s3lb.aws.session import AwsSession
 from s3lb.aws.sqs import Message, SqsError
 from s3lb.checkpoint import ObjectState
-from s3lb.checkpoint._lmdb import merge_states
+from s3lb.checkpoint.records import merge_states
 from s3lb.config import Config, loads
 from s3lb.pipeline import Clients, run_pipeline
 from s3lb.telemetry import Telemetry
@@ -319,7 +319,7 @@ def _error_xml(code: str, key: str) -> bytes:
 
 class MemoryStore:
     """The :class:`~s3lb.checkpoint.CheckpointStore` API over a dict, using the real
-    merge rule (:func:`~s3lb.checkpoint._lmdb.merge_states`). Every commit is stamped
+    merge rule (:func:`~s3lb.checkpoint.records.merge_states`). Every commit is stamped
     with :class:`Seq` and shown to each of :attr:`observers` (I5 is checked there).
     """
 

@@ -22,8 +22,8 @@ from hypothesis.stateful import (
 
 from s3lb.acks import BulkItem, MessageTracker, ObjectTracker, Watermark
 from s3lb.checkpoint import ObjectState
-from s3lb.checkpoint._lmdb import merge_states
 from s3lb.checkpoint.checkpointer import state_of
+from s3lb.checkpoint.records import merge_states
 from s3lb.model import ObjectRef
 
 _ENCODE = msgspec.msgpack.Encoder().encode

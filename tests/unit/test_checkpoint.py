@@ -38,12 +38,14 @@ from s3lb.checkpoint import (
     ObjectState,
     RecordCounts,
     _lmdb,
+    _open,
     _store,
     open_checkpoint_store,
     open_store,
     open_store_readonly,
 )
-from s3lb.checkpoint._lmdb import merge_states, object_key, store_dir
+from s3lb.checkpoint._lmdb import store_dir
+from s3lb.checkpoint.records import merge_states, object_key
 from s3lb.errors import CheckpointCorrupt, CheckpointError, CheckpointFull
 from tests.paths import REPO
 
@@ -343,13 +345,18 @@ def test_corruption_with_on_corrupt_raise_moves_nothing(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("quarantine-*"))
 
 
+def _killed_by(name: str) -> list[str]:
+    """A checker that dies of signal ``name``, as a damaged page or an operator would."""
+    return [sys.executable, "-c", f"import os, signal; os.kill(os.getpid(), signal.{name})"]
+
+
 def test_a_checker_crash_counts_as_corruption(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A damaged page can SIGSEGV/SIGBUS the reader: the isolated check survives that
     and the store is quarantined instead of crash-looping the daemon."""
     _committed_store(tmp_path)
-    monkeypatch.setattr(_lmdb, "_WALK", "import os, signal; os.kill(os.getpid(), signal.SIGBUS)")
+    monkeypatch.setattr(_open, "checker_command", lambda _p: _killed_by("SIGBUS"))
     s = open_store(tmp_path)
     try:
         assert s.quarantined is not None
@@ -364,7 +371,7 @@ def test_an_interrupted_checker_never_quarantines_a_good_store(
     """A checker killed by SIGTERM (or failing to start) is inconclusive: the store is
     checked in-process and kept."""
     _committed_store(tmp_path, n=10)
-    monkeypatch.setattr(_lmdb, "_WALK", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
+    monkeypatch.setattr(_open, "checker_command", lambda _p: _killed_by("SIGTERM"))
     s = open_store(tmp_path)
     try:
         assert s.quarantined is None
