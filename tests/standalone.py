@@ -22,10 +22,16 @@ class OutsideRepository(PermissionError):
     """A test opened a file beside the repository; a plain clone has no such file."""
 
 
+#: Resolved once, before the hook exists: ``tempfile.gettempdir()`` opens a probe file
+#: the first time, and an open inside the hook would re-enter it (and deadlock on
+#: tempfile's lock).
+_TEMP = Path(tempfile.gettempdir()).resolve()
+
+
 def is_outside(path: str | os.PathLike[str], repo: Path = REPO) -> bool:
     """Whether ``path`` is a sibling of ``repo`` (inside its parent, not inside it)."""
     resolved = Path(os.path.abspath(os.fspath(path)))
-    temp = Path(tempfile.gettempdir()).resolve()
+    temp = _TEMP
     if resolved.is_relative_to(repo) or resolved.is_relative_to(temp):
         return False
     if repo.parent == Path(repo.anchor) or repo.parent == temp:
