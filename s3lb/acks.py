@@ -189,9 +189,11 @@ class ObjectTracker:
 
     def pass_over(self, position: int, end: int) -> None:
         """A record that never goes to the sink (header, blank, dead-lettered) is
-        settled for the watermark at once."""
-        if self.watermark is not None:
-            self.watermark.ack(position, end)
+        settled for the watermark at once, and its progress is reported like an ack's:
+        an object of blank or unparseable lines is checkpointed as it is read, so a
+        restart neither re-scans it nor dead-letters its records again."""
+        if self.watermark is not None and self.watermark.ack(position, end):
+            self._on_progress(self)
 
     def count(self, outcome: str, n: int = 1) -> None:
         """Record ``n`` records that settled without reaching the sink (parse failures)."""

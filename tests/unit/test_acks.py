@@ -55,3 +55,20 @@ def test_a_failed_object_keeps_its_message() -> None:
     # Late acks of the failed object change nothing.
     second.settle("indexed", items(second, 1, 2, 3, 4, 5))
     assert len(done) == 1
+
+
+def test_records_passed_over_report_progress_so_their_watermark_is_checkpointed() -> None:
+    """Issue 16.6: blank and dead-lettered lines advance the watermark like acks, and
+    the checkpointer hears of it (before, only sink acks reported progress)."""
+    from s3lb.acks import Watermark
+
+    progressed: list[int] = []
+    tracker = ObjectTracker(
+        REF, lambda _t: None, on_progress=lambda t: progressed.append(t.watermark.acked)
+    )
+    tracker.watermark = Watermark()
+    for position in (1, 2, 3):
+        tracker.pass_over(position, position * 10)
+    assert progressed == [1, 2, 3]
+    tracker.pass_over(5, 50)  # beyond a gap: no new prefix, nothing to commit
+    assert progressed == [1, 2, 3]
