@@ -33,21 +33,17 @@ is listed and filtered on LastModified.
 
 from __future__ import annotations
 
-import calendar
 import functools
-import heapq
 import logging
-import re
 import shutil
 import signal
 import sys
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Protocol, TextIO
+from datetime import UTC, datetime
+from typing import TextIO
 from urllib.parse import quote_plus
 
 import httpx
@@ -55,7 +51,7 @@ import msgspec
 import trio
 
 from s3lb.acks import ObjectTracker
-from s3lb.aws.s3 import ListedObject, ListPage, S3Client
+from s3lb.aws.s3 import ListedObject, S3Client
 from s3lb.aws.session import AwsSession
 from s3lb.aws.sqs import SqsClient, SqsError
 from s3lb.checkpoint import CheckpointStore, ImportCursor, open_checkpoint_store
@@ -73,471 +69,40 @@ from s3lb.errors import (
 from s3lb.model import ObjectRef
 from s3lb.pipeline.wiring import Delivery, open_delivery
 from s3lb.retry import backoff_delay
-from s3lb.sources.task import InputRuntime, ObjectTask
+from s3lb.sources import (
+    CursorEntry,
+    InputRuntime,
+    Lister,
+    ListingCursor,
+    ObjectTask,
+    Window,
+    bucket_pages,
+    format_time,
+    parse_bucket_url,
+    parse_time,
+    retrying,
+)
 from s3lb.telemetry import Telemetry
 
 __all__ = [
     "ImportJob",
     "ImportOptions",
-    "Lister",
-    "ListingCursor",
-    "Window",
-    "covered",
-    "day_range",
-    "folder_span",
-    "level_start",
     "notification_body",
-    "overlap",
-    "parse_bucket_url",
-    "parse_time",
     "plan_jobs",
-    "prefix_path",
     "run_import",
 ]
 
 log = logging.getLogger("s3lb")
 
-DAY = timedelta(days=1)
-#: Levels walked below the prefix (date folders included) before listing flat.
-MAX_DEPTH = 10
-#: A level whose first page holds more sub-folders than this (date folders aside) is
-#: listed flat: walking it would cost one call per folder.
-MAX_FANOUT = 100
+_Batch = list[tuple[CursorEntry, ListedObject]]
+
 #: Listed keys held for the cursor (in flight, or finished behind a slower one) before
 #: the listing waits: what bounds memory however many keys the bucket has.
 MAX_PENDING = 10_000
-#: ListObjectsV2 attempts on a transient failure before the job stops.
-LIST_ATTEMPTS = 6
 #: SendMessageBatch attempts before an ``--enqueue`` job stops.
 SEND_ATTEMPTS = 6
 #: Failed objects named in the final summary (all are counted).
 SHOWN_FAILURES = 20
-
-_YEAR = re.compile(r"(?:19|20)\d\d")
-
-
-# -- times, URLs, windows (pure) --------------------------------------------------------
-
-
-def parse_time(text: str, where: str) -> datetime:
-    """An ISO 8601 time or date as an aware UTC datetime.
-
-    Accepts ``2024-01-31``, ``2018-10-15T01:00``, ``2024-01-31T12:00:00Z``,
-    ``2024-01-31 12:00:00+02:00``…: no zone means UTC; a date means its midnight (UTC).
-
-    Raises:
-        ConfigError: naming ``where`` (a config key or a command-line flag).
-    """
-    value = text.strip()
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(
-            f"not an ISO 8601 time or date: {text!r} (e.g. 2024-01-31, 2018-10-15T01:00, "
-            "2024-01-31T12:00:00Z)",
-            where,
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def parse_bucket_url(url: str, where: str) -> tuple[str, str]:
-    """``s3://bucket/prefix`` → ``("bucket", "prefix")``; ``s3://bucket`` and
-    ``s3://bucket/`` both mean the whole bucket (``""``). The prefix is used as S3 means
-    it: ``s3://b/logs`` also lists ``logs-old/``; write ``s3://b/logs/`` for the folder.
-
-    Raises:
-        ConfigError: naming ``where`` when there is no bucket name.
-    """
-    rest = url.strip()
-    if rest.startswith("s3://"):
-        rest = rest[len("s3://") :]
-    elif "://" in rest:
-        raise ConfigError(f"expected s3://bucket or s3://bucket/prefix, got {url!r}", where)
-    bucket, _, prefix = rest.partition("/")
-    if not bucket:
-        raise ConfigError(f"no bucket name in {url!r}", where)
-    return bucket, prefix
-
-
-def _iso(moment: datetime | None) -> str:
-    if moment is None:
-        return "-"
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """``since`` (inclusive) to ``to`` (exclusive) on LastModified; None is unbounded."""
-
-    since: datetime | None = None
-    to: datetime | None = None
-
-    def __contains__(self, moment: datetime) -> bool:
-        if self.since is not None and moment < self.since:
-            return False
-        return self.to is None or moment < self.to
-
-    @property
-    def bounded(self) -> bool:
-        """True when at least one side is set."""
-        return self.since is not None or self.to is not None
-
-    def __str__(self) -> str:
-        return f"since={_iso(self.since)} to={_iso(self.to)}"
-
-
-def day_range(window: Window, today: date) -> tuple[date, date] | None:
-    """The key days worth listing for ``window``, inclusive, with a day of margin on
-    each side; an open end stops at the oldest date or at ``today`` + 1. None when the
-    window is unbounded (then everything is listed)."""
-    if not window.bounded:
-        return None
-    first = date.min
-    if window.since is not None:
-        since_day = window.since.date()
-        first = since_day - DAY if since_day > date.min else since_day
-    if window.to is not None:
-        last = (window.to - timedelta(microseconds=1)).date() + DAY
-    else:
-        last = today + DAY
-    return first, last
-
-
-def folder_span(path: tuple[int, ...], segment: str) -> tuple[tuple[int, ...], date, date] | None:
-    """The next date folder of an AWS-style ``YYYY/MM/DD/`` layout.
-
-    ``path`` is where the folder's parent sits in the layout (``()`` outside one,
-    ``(year,)`` inside a year folder, ``(year, month)`` inside a month folder);
-    ``segment`` is the folder's name. Returns the folder's own path and the first and
-    last day it covers, or None when the name is not the layout's next part.
-    """
-    if not segment.isdigit() or not segment.isascii():
-        return None
-    if not path:
-        if not _YEAR.fullmatch(segment):
-            return None
-        year = int(segment)
-        return (year,), date(year, 1, 1), date(year, 12, 31)
-    if len(segment) != 2:
-        return None
-    if len(path) == 1:
-        year, month = path[0], int(segment)
-        if not 1 <= month <= 12:
-            return None
-        days = calendar.monthrange(year, month)[1]
-        return (year, month), date(year, month, 1), date(year, month, days)
-    if len(path) == 2:
-        year, month, day = *path, int(segment)
-        if not 1 <= day <= calendar.monthrange(year, month)[1]:
-            return None
-        return (year, month, day), date(year, month, day), date(year, month, day)
-    return None
-
-
-def prefix_path(prefix: str) -> tuple[int, ...]:
-    """The date path of a prefix that ends inside a layout: ``logs/2024/`` → ``(2024,)``,
-    ``logs/2024/03/`` → ``(2024, 3)``; ``()`` otherwise."""
-    segments = prefix.split("/")[:-1]
-    for n in (3, 2, 1):
-        if len(segments) < n:
-            continue
-        path: tuple[int, ...] = ()
-        for segment in segments[-n:]:
-            span = folder_span(path, segment)
-            if span is None:
-                break
-            path = span[0]
-        else:
-            return path
-    return ()
-
-
-def overlap(start: date, end: date, first: date, last: date) -> str:
-    """``inside``, ``outside`` or ``partial``: where ``[start, end]`` lies relative to
-    the days worth listing, ``[first, last]``."""
-    if end < first or start > last:
-        return "outside"
-    if first <= start and end <= last:
-        return "inside"
-    return "partial"
-
-
-def covered(prefix: str, after: str) -> bool:
-    """True when every key under ``prefix`` sorts at or before ``after``."""
-    return after >= prefix and not after.startswith(prefix)
-
-
-def level_start(level: str, after: str) -> str:
-    """The ``start-after`` of a ``/``-delimited listing of ``level`` that resumes after
-    key ``after`` without losing the folder ``after`` is in (S3 compares folders by name:
-    ``a/`` sorts before ``a/b/c``, so ``start-after=a/b/c`` would drop ``a/``)."""
-    if not after.startswith(level):
-        return ""
-    rest = after[len(level) :]
-    slash = rest.find("/")
-    return after if slash < 0 else level + rest[:slash]
-
-
-def _name(item: ListedObject | str) -> str:
-    return item if isinstance(item, str) else item.key
-
-
-# -- listing ----------------------------------------------------------------------------
-
-
-class PageLister(Protocol):
-    """One ListObjectsV2 call in one bucket (see :meth:`S3Client.list_page`)."""
-
-    async def __call__(
-        self,
-        prefix: str,
-        *,
-        delimiter: str = "",
-        start_after: str = "",
-        continuation_token: str = "",
-        max_keys: int = 1000,
-    ) -> ListPage: ...
-
-
-class Lister:
-    """Lists one job's objects in key order, planning date folders around the window.
-
-    The objects yielded are all those *listed* (outside the window too: the caller
-    filters on LastModified, and moves its cursor past them); with a date layout, days
-    far from the window are never listed.
-    """
-
-    def __init__(
-        self,
-        list_page: PageLister,
-        prefix: str,
-        window: Window,
-        *,
-        plan: bool = True,
-        page_size: int = 1000,
-        today: date | None = None,
-    ) -> None:
-        self._list = list_page
-        self.prefix = prefix
-        self.page_size = page_size
-        today = today or datetime.now(UTC).date()
-        self.days = day_range(window, today) if plan else None
-
-    async def objects(self, after: str = "") -> AsyncIterator[ListedObject]:
-        """Every listed object under the prefix whose key sorts after ``after``."""
-        if self.days is None:
-            gen = self._flat(self.prefix, after)
-        else:
-            gen = self._walk(self.prefix, after, 0, prefix_path(self.prefix))
-        async with aclosing(gen) as listed:
-            async for obj in listed:
-                yield obj
-
-    async def _pages(
-        self, prefix: str, delimiter: str, start_after: str
-    ) -> AsyncIterator[ListPage]:
-        token = ""
-        while True:
-            page = await self._list(
-                prefix,
-                delimiter=delimiter,
-                start_after=start_after,
-                continuation_token=token,
-                max_keys=self.page_size,
-            )
-            yield page
-            if not page.next_token:
-                return
-            token = page.next_token
-
-    async def _flat(self, prefix: str, after: str) -> AsyncIterator[ListedObject]:
-        start = after if after.startswith(prefix) else ""
-        async with aclosing(self._pages(prefix, "", start)) as pages:
-            async for page in pages:
-                for obj in page.objects:
-                    if obj.key > after:
-                        yield obj
-
-    async def _walk(
-        self, level: str, after: str, depth: int, path: tuple[int, ...] = ()
-    ) -> AsyncIterator[ListedObject]:
-        """A ``/``-delimited listing of ``level``: objects in order, folders walked (or
-        listed flat, or skipped when they are date folders outside the window)."""
-        assert self.days is not None
-        first = True
-        dated = level == "" or level.endswith("/")
-        async with aclosing(self._pages(level, "/", level_start(level, after))) as pages:
-            async for page in pages:
-                spans = {
-                    folder: folder_span(path, folder[len(level) : -1]) if dated else None
-                    for folder in page.prefixes
-                }
-                if first:
-                    first = False
-                    plain = sum(1 for span in spans.values() if span is None)
-                    if depth >= MAX_DEPTH or plain > MAX_FANOUT:
-                        async with aclosing(self._flat(level, after)) as flat:
-                            async for obj in flat:
-                                yield obj
-                        return
-                for item in heapq.merge(page.objects, page.prefixes, key=_name):
-                    if not isinstance(item, str):
-                        if item.key > after:
-                            yield item
-                        continue
-                    if covered(item, after):
-                        continue
-                    span = spans[item]
-                    if span is None:
-                        below = self._walk(item, after, depth + 1)
-                    else:
-                        where = overlap(span[1], span[2], *self.days)
-                        if where == "outside" and len(span[0]) > 1:
-                            continue  # a month or day away from the window: not listed
-                        if where == "inside":
-                            below = self._flat(item, after)
-                        else:  # across the window; or a year, whose months say if it is one
-                            below = self._walk(item, after, depth + 1, span[0])
-                    async with aclosing(below) as listed:
-                        async for obj in listed:
-                            yield obj
-
-
-def _retrying(
-    s3: S3Client, bucket: str, region: str, telemetry: Telemetry, stop: trio.Event
-) -> PageLister:
-    """:meth:`S3Client.list_page` for ``bucket``, retried with backoff when transient."""
-
-    async def list_page(
-        prefix: str,
-        *,
-        delimiter: str = "",
-        start_after: str = "",
-        continuation_token: str = "",
-        max_keys: int = 1000,
-    ) -> ListPage:
-        attempt = 0
-        while True:
-            try:
-                return await s3.list_page(
-                    bucket,
-                    prefix,
-                    region=region,
-                    delimiter=delimiter,
-                    start_after=start_after,
-                    continuation_token=continuation_token,
-                    max_keys=max_keys,
-                )
-            except SourceUnavailable as exc:
-                attempt += 1
-                if attempt >= LIST_ATTEMPTS or stop.is_set():
-                    raise
-                telemetry.warning(
-                    "S3 listing failed; retrying",
-                    bucket=bucket,
-                    prefix=prefix,
-                    attempt=attempt,
-                    reason=str(exc),
-                )
-                await trio.sleep(backoff_delay(attempt - 1, 1.0, 30.0))
-
-    return list_page
-
-
-# -- the cursor -------------------------------------------------------------------------
-
-
-class _Entry:
-    __slots__ = ("done", "failed", "key", "open", "passed_before")
-
-    def __init__(self, key: str, passed_before: str) -> None:
-        self.key = key
-        #: The last key listed (and passed over) between the previous entry and this one.
-        self.passed_before = passed_before
-        self.open = True
-        self.done = 0
-        self.failed = 0
-
-
-class ListingCursor:
-    """The contiguous finished prefix of a job's listing (pure, synchronous).
-
-    Keys are :meth:`add` ed in listing order and :meth:`finish` ed in any order;
-    :meth:`advance` moves ``last_key`` to the highest key such that every key up to it
-    is finished (done or failed) or was passed over (outside the window), and adds the
-    passed entries to the ``done`` / ``failed`` counts.
-    """
-
-    def __init__(self, last_key: str = "", done: int = 0, failed: int = 0) -> None:
-        self.last_key = last_key
-        self.done = done
-        self.failed = failed
-        self._entries: deque[_Entry] = deque()
-        self._passed = ""
-
-    @property
-    def pending(self) -> int:
-        """Entries not yet behind ``last_key`` (unfinished, or finished out of order)."""
-        return len(self._entries)
-
-    def pass_over(self, key: str) -> None:
-        """``key`` was listed and needs nothing (outside the window)."""
-        if self._entries:
-            self._passed = key
-        else:
-            self.last_key = key
-
-    def add(self, key: str) -> _Entry:
-        """``key`` was handed out; :meth:`finish` its entry when it is over."""
-        entry = _Entry(key, self._passed)
-        self._passed = ""
-        self._entries.append(entry)
-        return entry
-
-    def add_done(self, key: str) -> None:
-        """``key`` was found already done: finished as soon as listed."""
-        if not self._entries:
-            self.last_key = key
-            self.done += 1
-            return
-        tail = self._entries[-1]
-        if not tail.open:  # coalesce runs of finished keys: memory stays small
-            tail.key = key
-            tail.done += 1
-            self._passed = ""
-            return
-        entry = self.add(key)
-        entry.open = False
-        entry.done = 1
-
-    def finish(self, entry: _Entry, *, failed: bool = False) -> None:
-        """The object of ``entry`` is over: done (or gone) or ``failed``."""
-        if not entry.open:
-            return
-        entry.open = False
-        if failed:
-            entry.failed += 1
-        else:
-            entry.done += 1
-
-    def advance(self) -> bool:
-        """Move ``last_key`` past every finished entry at the head; True if it moved."""
-        before = self.last_key
-        entries = self._entries
-        while entries and not entries[0].open:
-            entry = entries.popleft()
-            self.last_key = entry.key
-            self.done += entry.done
-            self.failed += entry.failed
-        if entries:
-            if entries[0].passed_before > self.last_key:
-                self.last_key = entries[0].passed_before
-        elif self._passed:
-            self.last_key = max(self.last_key, self._passed)
-            self._passed = ""
-        return self.last_key != before
 
 
 # -- jobs -------------------------------------------------------------------------------
@@ -593,7 +158,9 @@ def plan_jobs(config: Config, options: ImportOptions) -> list[ImportJob]:
         since = _bound(options.since, "--since", item.since, f"{where}.since")
         to = _bound(options.to, "--to", item.to, f"{where}.to")
         if since is not None and to is not None and since >= to:
-            raise ConfigError(f"since ({_iso(since)}) must be before to ({_iso(to)})", where)
+            raise ConfigError(
+                f"since ({format_time(since)}) must be before to ({format_time(to)})", where
+            )
         window = Window(since, to)
         for n, url in enumerate(item.buckets):
             bucket, prefix = parse_bucket_url(url, f"{where}.buckets[{n}]")
@@ -916,7 +483,9 @@ class _Importer:
 
     def _lister(self, s3: S3Client, job: ImportJob) -> Lister:
         return Lister(
-            _retrying(s3, job.bucket, self.region, self.telemetry, self.stop),
+            retrying(
+                bucket_pages(s3, job.bucket, self.region), job.bucket, self.telemetry, self.stop
+            ),
             job.prefix,
             job.window,
             plan=not job.list_all,
@@ -974,7 +543,7 @@ class _Importer:
                         total += 1
                         size += obj.size
                         self.out.write(
-                            f"{_iso(obj.last_modified)}\t{obj.size}\ts3://{job.bucket}/{obj.key}\n"
+                            f"{format_time(obj.last_modified)}\t{obj.size}\ts3://{job.bucket}/{obj.key}\n"
                         )
         self.out.flush()
         summary = f"{total:,} objects, {_bytes(size)} in the window"
@@ -1053,7 +622,7 @@ class _Importer:
                         obj.key,
                         etag=obj.etag,
                         size=obj.size,
-                        event_time=_iso(obj.last_modified),
+                        event_time=format_time(obj.last_modified),
                     )
                     state = await store.get(ref.bucket, ref.key, ref.identity)
                     if state is not None and state.status == "done":
@@ -1079,7 +648,7 @@ class _Importer:
     def _object_finished(
         self,
         run: _JobRun,
-        entry: _Entry,
+        entry: CursorEntry,
         size: int,
         committer: _Committer,
         tracker: ObjectTracker,
@@ -1142,7 +711,7 @@ class _Importer:
             return
         job, cursor = run.job, run.cursor
         self.telemetry.info("import job listing", job=job.id, after=cursor.last_key or "-")
-        batch_send, batch_receive = trio.open_memory_channel[list[tuple[_Entry, ListedObject]]](4)
+        batch_send, batch_receive = trio.open_memory_channel[_Batch](4)
         try:
             async with trio.open_nursery() as nursery:
                 for _ in range(4):
@@ -1151,7 +720,7 @@ class _Importer:
                     )
                 batch_receive.close()
                 async with batch_send:
-                    batch: list[tuple[_Entry, ListedObject]] = []
+                    batch: _Batch = []
                     lister = self._lister(s3, job).objects(cursor.last_key)
                     async with aclosing(lister) as listed:
                         async for obj in listed:
@@ -1187,11 +756,11 @@ class _Importer:
         sqs: SqsClient,
         queue: str,
         committer: _Committer,
-        receive: trio.MemoryReceiveChannel[list[tuple[_Entry, ListedObject]]],
+        receive: trio.MemoryReceiveChannel[_Batch],
     ) -> None:
         async with receive:
             async for batch in receive:
-                when = _iso(datetime.now(UTC))
+                when = format_time(datetime.now(UTC))
                 pending = batch
                 for attempt in range(SEND_ATTEMPTS):
                     bodies = [
