@@ -75,7 +75,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     # Late imports: the CLI loads every command module to build its parser.
     from s3lb.cli.main import run_trio
     from s3lb.config import load
-    from s3lb.pipeline.importer import ImportOptions
+    from s3lb.pipeline.import_jobs import ImportOptions
     from s3lb.telemetry import Telemetry
 
     telemetry = Telemetry()

@@ -25,7 +25,8 @@ from s3lb.aws.s3 import ListPage, S3Client
 from s3lb.aws.session import AwsSession
 from s3lb.checkpoint import open_store_readonly
 from s3lb.config import loads
-from s3lb.pipeline.importer import ImportOptions, run_import
+from s3lb.pipeline.import_jobs import ImportOptions
+from s3lb.pipeline.importer import run_import
 from s3lb.sources import Lister, Window
 from s3lb.telemetry import Telemetry
 from tests.conftest import Aws, Daemon, wait_until
