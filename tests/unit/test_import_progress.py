@@ -1,29 +1,26 @@
-"""``s3lb import``'s progress bar (windows, listing and cursor: test_window, test_listing,
-test_cursor; jobs and notifications: test_importer)."""
+"""``s3lb import``'s progress: the bar's line, and a bar that log lines clear first."""
 
 from __future__ import annotations
 
 import io
 import logging
+from dataclasses import replace
 
-from s3lb.pipeline.importer import Progress, _Bar
+from s3lb.cli.import_ import Progress, _Bar
+from s3lb.pipeline import ImportStatistics
 from s3lb.telemetry import Telemetry
-
-# -- progress -----------------------------------------------------------------------------
 
 
 def test_the_progress_line_has_objects_bytes_events_rate_and_eta() -> None:
-    telemetry = Telemetry()
-    telemetry.count("events_indexed", 12345)
-    progress = Progress(telemetry, listed=40, listed_bytes=4 << 20, finished=10)
-    progress.finished_bytes = 1 << 20
-    progress.started -= 10  # ten seconds in
-    line = progress.line()
+    stats = ImportStatistics(
+        listed=40, listed_bytes=4 << 20, finished=10, finished_bytes=1 << 20, events_indexed=12345
+    )
+    progress = Progress(lambda: stats, Telemetry())
+    line = progress.line(stats, elapsed=10)  # ten seconds in
     assert line.startswith("[listing…] 10/40+ objects 1.0 MiB/4.0 MiB 12,345 events")
     assert line.endswith("ETA ?")
-    progress.listing_done = True
-    progress.skipped, progress.skipped_bytes, progress.failed = 10, 1 << 20, 2
-    line = progress.line()
+    stats = replace(stats, listing_done=True, skipped=10, skipped_bytes=1 << 20, failed=2)
+    line = progress.line(stats, elapsed=10)
     assert line.startswith("[##########----------]  50% 20/40 objects 1.0 MiB/3.0 MiB")
     assert "102.4 KiB/s" in line and "2 failed" in line and line.endswith("ETA 20s")
 
