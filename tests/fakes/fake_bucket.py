@@ -10,9 +10,11 @@ from s3lb.aws.s3 import ListedObject, ListPage
 ELB = "prod/AWSLogs/123456789012/elasticloadbalancing/eu-west-1/"
 
 
-def utc(*args: int) -> datetime:
-    """``datetime(*args)`` in UTC."""
-    return datetime(*args, tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, us: int = 0
+) -> datetime:
+    """That moment in UTC."""
+    return datetime(year, month, day, hour, minute, second, us, tzinfo=UTC)
 
 
 class FakeBucket:
