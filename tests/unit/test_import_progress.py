@@ -1,4 +1,5 @@
-"""``s3lb import``'s progress: the bar's line, and a bar that log lines clear first."""
+"""``s3lb import``'s terminal output: the bar's line, a bar that log lines clear first,
+and the summary at the end."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import io
 import logging
 from dataclasses import replace
 
-from s3lb.cli.import_ import Progress, _Bar
+from s3lb.cli.import_ import Progress, _Bar, _print_summary
 from s3lb.pipeline import ImportStatistics
+from s3lb.pipeline.import_runs import JobStatistics
 from s3lb.telemetry import Telemetry
 
 
@@ -45,3 +47,36 @@ def test_the_bar_rewrites_one_line_and_log_lines_clear_it_first() -> None:
         "\r\x1b[K"
     )
     assert not handler.filters
+
+
+def test_the_summary_names_failures_stopped_jobs_and_how_to_continue() -> None:
+    failures = tuple((f"s3://logs/{i}.gz", "corrupt gzip") for i in range(20))
+    stats = ImportStatistics(
+        listed=30,
+        finished=5,
+        finished_bytes=2048,
+        skipped=3,
+        events_indexed=1234,
+        jobs=(
+            JobStatistics("a s3://logs/ since=- to=-", False, 25, 22, "k", "", 22, failures),
+            JobStatistics("b s3://x/ since=- to=-", False, 0, 0, "", "Access Denied"),
+        ),
+        ended=True,
+        interrupted=True,
+    )
+    err = io.StringIO()
+    _print_summary(stats, "read", 75, err)
+    lines = err.getvalue().splitlines()
+    assert lines[:3] == [
+        "s3lb import: 30 objects listed in the window: 5 read, 3 already done, 22 failed; "
+        "2.0 KiB, 1,234 events indexed in 1m15s",
+        "  a s3://logs/ since=- to=-: incomplete, 25 done, 22 failed, last key k",
+        "  b s3://x/ since=- to=-: incomplete, 0 done, 0 failed, last key -",
+    ]
+    assert lines[3] == "failed objects (retried by the next run): 22"
+    assert lines[4:24] == [f"  s3://logs/{i}.gz: corrupt gzip" for i in range(20)]
+    assert lines[24:] == [
+        "  … and 2 more (see the log)",
+        "job stopped: b s3://x/ since=- to=-: Access Denied",
+        "interrupted: run the same command again to continue",
+    ]
