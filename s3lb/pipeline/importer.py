@@ -1,4 +1,5 @@
-"""``s3lb import``: backfill objects already in S3, resumably, through ``run``'s delivery.
+"""``s3lb import``'s engine: backfill objects already in S3, resumably, through ``run``'s
+delivery.
 
 ::
 
@@ -7,666 +8,66 @@
                                    └──► ListingCursor ◄────────────────┘
                                           contiguous finished prefix ──► ImportCursor (LMDB)
 
-A *job* is one bucket URL of one ``type: s3`` input with its time window; its id names
-all four (``inputs[0] s3://logs/prod/ since=… to=…``). The listing is streamed in key
-order, one page at a time. Objects whose LastModified falls in ``[since, to)`` become
-:class:`~s3lb.pipeline.objects.ObjectTask` s for the same readers, sink, ``_id`` s and
-checkpoints as ``run``; objects the checkpoint store knows as ``done`` (by ``run`` or an
-earlier import) are not sent again.
+The listing of each job (see :mod:`s3lb.pipeline.import_jobs`) is streamed in key
+order; objects in its window become :class:`~s3lb.sources.ObjectTask` s for the same
+readers, sink, ``_id`` s and checkpoints as ``run`` (or, with ``--enqueue``, S3
+notifications on a queue); objects the checkpoint store knows as ``done`` are skipped.
 
-Keys finish out of order (several readers). :class:`ListingCursor` keeps the listing
-order and moves ``last_key`` only past keys that are all finished, done or failed, like
-an acknowledgement watermark; each advance is committed in the same LMDB transaction as
-the final states of the objects it passes. A rerun lists again after ``last_key``; an
-object that was half read resumes from its own checkpoint. A complete job is not listed
-again, unless objects failed: then the next run lists the window again and retries
-them (done objects are skipped from their checkpoints, without a GET).
+Each advance of a job's :class:`~s3lb.sources.ListingCursor` is committed in the same
+LMDB transaction as the final states of the objects it passes. A rerun lists again
+after ``last_key``; an object that was half read resumes from its own checkpoint. A
+complete job is not listed again, unless objects failed: then the next run lists the
+window again and retries them (done objects are skipped from their checkpoints).
 
-With a window, the listing avoids what it can: it walks the ``/``-separated levels below
-the prefix, and where it meets an AWS-style ``YYYY/MM/DD/`` layout (a folder named like a
-year, holding folders named like months, holding folders named like days) it skips
-the month and day folders that lie wholly outside the window, with a day of margin on
-each side (logs are written after the period their key names): a year away from the
-window costs one call. Everything else, objects lying beside the date folders included,
-is listed and filtered on LastModified.
+The engine prints nothing: it logs through :class:`~s3lb.telemetry.Telemetry` and
+counts in :meth:`Importer.statistics`, which the command shows.
 """
 
 from __future__ import annotations
 
-import calendar
 import functools
-import heapq
-import logging
-import re
-import shutil
 import signal
-import sys
-import time
-from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Protocol, TextIO
-from urllib.parse import quote_plus
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
-import msgspec
 import trio
 
 from s3lb.acks import ObjectTracker
-from s3lb.aws.s3 import ListedObject, ListPage, S3Client
+from s3lb.aws.s3 import ListedObject, S3Client
 from s3lb.aws.session import AwsSession
 from s3lb.aws.sqs import SqsClient, SqsError
-from s3lb.checkpoint import CheckpointStore, ImportCursor, open_checkpoint_store
-from s3lb.checkpoint.checkpointer import state_of
+from s3lb.checkpoint import CheckpointStore, open_checkpoint_store
 from s3lb.config import Config
-from s3lb.errors import (
-    AccessDenied,
-    CheckpointCorrupt,
-    CheckpointError,
-    CheckpointFull,
-    ConfigError,
-    ObjectGone,
-    SourceUnavailable,
-)
+from s3lb.errors import AccessDenied, ObjectGone, SourceUnavailable
 from s3lb.model import ObjectRef
+from s3lb.pipeline.import_jobs import ImportJob, ImportOptions, notification_body, plan_jobs
+from s3lb.pipeline.import_runs import Committer, ImportStatistics, JobRun, open_runs
 from s3lb.pipeline.wiring import Delivery, open_delivery
-from s3lb.retry import backoff_delay
-from s3lb.sources.task import InputRuntime, ObjectTask
+from s3lb.retry import Backoff
+from s3lb.sources import (
+    CursorEntry,
+    Lister,
+    ObjectTask,
+    bucket_pages,
+    format_time,
+    retrying,
+)
 from s3lb.telemetry import Telemetry
 
-__all__ = [
-    "ImportJob",
-    "ImportOptions",
-    "Lister",
-    "ListingCursor",
-    "Window",
-    "covered",
-    "day_range",
-    "folder_span",
-    "level_start",
-    "notification_body",
-    "overlap",
-    "parse_bucket_url",
-    "parse_time",
-    "plan_jobs",
-    "prefix_path",
-    "run_import",
-]
+__all__ = ["Importer", "OnListed", "run_import"]
 
-log = logging.getLogger("s3lb")
-
-DAY = timedelta(days=1)
-#: Levels walked below the prefix (date folders included) before listing flat.
-MAX_DEPTH = 10
-#: A level whose first page holds more sub-folders than this (date folders aside) is
-#: listed flat: walking it would cost one call per folder.
-MAX_FANOUT = 100
 #: Listed keys held for the cursor (in flight, or finished behind a slower one) before
 #: the listing waits: what bounds memory however many keys the bucket has.
 MAX_PENDING = 10_000
-#: ListObjectsV2 attempts on a transient failure before the job stops.
-LIST_ATTEMPTS = 6
 #: SendMessageBatch attempts before an ``--enqueue`` job stops.
 SEND_ATTEMPTS = 6
-#: Failed objects named in the final summary (all are counted).
-SHOWN_FAILURES = 20
-
-_YEAR = re.compile(r"(?:19|20)\d\d")
-
-
-# -- times, URLs, windows (pure) --------------------------------------------------------
-
-
-def parse_time(text: str, where: str) -> datetime:
-    """An ISO 8601 time or date as an aware UTC datetime.
-
-    Accepts ``2024-01-31``, ``2018-10-15T01:00``, ``2024-01-31T12:00:00Z``,
-    ``2024-01-31 12:00:00+02:00``…: no zone means UTC; a date means its midnight (UTC).
-
-    Raises:
-        ConfigError: naming ``where`` (a config key or a command-line flag).
-    """
-    value = text.strip()
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(
-            f"not an ISO 8601 time or date: {text!r} (e.g. 2024-01-31, 2018-10-15T01:00, "
-            "2024-01-31T12:00:00Z)",
-            where,
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def parse_bucket_url(url: str, where: str) -> tuple[str, str]:
-    """``s3://bucket/prefix`` → ``("bucket", "prefix")``; ``s3://bucket`` and
-    ``s3://bucket/`` both mean the whole bucket (``""``). The prefix is used as S3 means
-    it: ``s3://b/logs`` also lists ``logs-old/``; write ``s3://b/logs/`` for the folder.
-
-    Raises:
-        ConfigError: naming ``where`` when there is no bucket name.
-    """
-    rest = url.strip()
-    if rest.startswith("s3://"):
-        rest = rest[len("s3://") :]
-    elif "://" in rest:
-        raise ConfigError(f"expected s3://bucket or s3://bucket/prefix, got {url!r}", where)
-    bucket, _, prefix = rest.partition("/")
-    if not bucket:
-        raise ConfigError(f"no bucket name in {url!r}", where)
-    return bucket, prefix
-
-
-def _iso(moment: datetime | None) -> str:
-    if moment is None:
-        return "-"
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """``since`` (inclusive) to ``to`` (exclusive) on LastModified; None is unbounded."""
-
-    since: datetime | None = None
-    to: datetime | None = None
-
-    def __contains__(self, moment: datetime) -> bool:
-        if self.since is not None and moment < self.since:
-            return False
-        return self.to is None or moment < self.to
-
-    @property
-    def bounded(self) -> bool:
-        """True when at least one side is set."""
-        return self.since is not None or self.to is not None
-
-    def __str__(self) -> str:
-        return f"since={_iso(self.since)} to={_iso(self.to)}"
-
-
-def day_range(window: Window, today: date) -> tuple[date, date] | None:
-    """The key days worth listing for ``window``, inclusive, with a day of margin on
-    each side; an open end stops at the oldest date or at ``today`` + 1. None when the
-    window is unbounded (then everything is listed)."""
-    if not window.bounded:
-        return None
-    first = date.min
-    if window.since is not None:
-        since_day = window.since.date()
-        first = since_day - DAY if since_day > date.min else since_day
-    if window.to is not None:
-        last = (window.to - timedelta(microseconds=1)).date() + DAY
-    else:
-        last = today + DAY
-    return first, last
-
-
-def folder_span(path: tuple[int, ...], segment: str) -> tuple[tuple[int, ...], date, date] | None:
-    """The next date folder of an AWS-style ``YYYY/MM/DD/`` layout.
-
-    ``path`` is where the folder's parent sits in the layout (``()`` outside one,
-    ``(year,)`` inside a year folder, ``(year, month)`` inside a month folder);
-    ``segment`` is the folder's name. Returns the folder's own path and the first and
-    last day it covers, or None when the name is not the layout's next part.
-    """
-    if not segment.isdigit() or not segment.isascii():
-        return None
-    if not path:
-        if not _YEAR.fullmatch(segment):
-            return None
-        year = int(segment)
-        return (year,), date(year, 1, 1), date(year, 12, 31)
-    if len(segment) != 2:
-        return None
-    if len(path) == 1:
-        year, month = path[0], int(segment)
-        if not 1 <= month <= 12:
-            return None
-        days = calendar.monthrange(year, month)[1]
-        return (year, month), date(year, month, 1), date(year, month, days)
-    if len(path) == 2:
-        year, month, day = *path, int(segment)
-        if not 1 <= day <= calendar.monthrange(year, month)[1]:
-            return None
-        return (year, month, day), date(year, month, day), date(year, month, day)
-    return None
-
-
-def prefix_path(prefix: str) -> tuple[int, ...]:
-    """The date path of a prefix that ends inside a layout: ``logs/2024/`` → ``(2024,)``,
-    ``logs/2024/03/`` → ``(2024, 3)``; ``()`` otherwise."""
-    segments = prefix.split("/")[:-1]
-    for n in (3, 2, 1):
-        if len(segments) < n:
-            continue
-        path: tuple[int, ...] = ()
-        for segment in segments[-n:]:
-            span = folder_span(path, segment)
-            if span is None:
-                break
-            path = span[0]
-        else:
-            return path
-    return ()
-
-
-def overlap(start: date, end: date, first: date, last: date) -> str:
-    """``inside``, ``outside`` or ``partial``: where ``[start, end]`` lies relative to
-    the days worth listing, ``[first, last]``."""
-    if end < first or start > last:
-        return "outside"
-    if first <= start and end <= last:
-        return "inside"
-    return "partial"
-
-
-def covered(prefix: str, after: str) -> bool:
-    """True when every key under ``prefix`` sorts at or before ``after``."""
-    return after >= prefix and not after.startswith(prefix)
-
-
-def level_start(level: str, after: str) -> str:
-    """The ``start-after`` of a ``/``-delimited listing of ``level`` that resumes after
-    key ``after`` without losing the folder ``after`` is in (S3 compares folders by name:
-    ``a/`` sorts before ``a/b/c``, so ``start-after=a/b/c`` would drop ``a/``)."""
-    if not after.startswith(level):
-        return ""
-    rest = after[len(level) :]
-    slash = rest.find("/")
-    return after if slash < 0 else level + rest[:slash]
-
-
-def _name(item: ListedObject | str) -> str:
-    return item if isinstance(item, str) else item.key
-
-
-# -- listing ----------------------------------------------------------------------------
-
-
-class PageLister(Protocol):
-    """One ListObjectsV2 call in one bucket (see :meth:`S3Client.list_page`)."""
-
-    async def __call__(
-        self,
-        prefix: str,
-        *,
-        delimiter: str = "",
-        start_after: str = "",
-        continuation_token: str = "",
-        max_keys: int = 1000,
-    ) -> ListPage: ...
-
-
-class Lister:
-    """Lists one job's objects in key order, planning date folders around the window.
-
-    The objects yielded are all those *listed* (outside the window too: the caller
-    filters on LastModified, and moves its cursor past them); with a date layout, days
-    far from the window are never listed.
-    """
-
-    def __init__(
-        self,
-        list_page: PageLister,
-        prefix: str,
-        window: Window,
-        *,
-        plan: bool = True,
-        page_size: int = 1000,
-        today: date | None = None,
-    ) -> None:
-        self._list = list_page
-        self.prefix = prefix
-        self.page_size = page_size
-        today = today or datetime.now(UTC).date()
-        self.days = day_range(window, today) if plan else None
-
-    async def objects(self, after: str = "") -> AsyncIterator[ListedObject]:
-        """Every listed object under the prefix whose key sorts after ``after``."""
-        if self.days is None:
-            gen = self._flat(self.prefix, after)
-        else:
-            gen = self._walk(self.prefix, after, 0, prefix_path(self.prefix))
-        async with aclosing(gen) as listed:
-            async for obj in listed:
-                yield obj
-
-    async def _pages(
-        self, prefix: str, delimiter: str, start_after: str
-    ) -> AsyncIterator[ListPage]:
-        token = ""
-        while True:
-            page = await self._list(
-                prefix,
-                delimiter=delimiter,
-                start_after=start_after,
-                continuation_token=token,
-                max_keys=self.page_size,
-            )
-            yield page
-            if not page.next_token:
-                return
-            token = page.next_token
-
-    async def _flat(self, prefix: str, after: str) -> AsyncIterator[ListedObject]:
-        start = after if after.startswith(prefix) else ""
-        async with aclosing(self._pages(prefix, "", start)) as pages:
-            async for page in pages:
-                for obj in page.objects:
-                    if obj.key > after:
-                        yield obj
-
-    async def _walk(
-        self, level: str, after: str, depth: int, path: tuple[int, ...] = ()
-    ) -> AsyncIterator[ListedObject]:
-        """A ``/``-delimited listing of ``level``: objects in order, folders walked (or
-        listed flat, or skipped when they are date folders outside the window)."""
-        assert self.days is not None
-        first = True
-        dated = level == "" or level.endswith("/")
-        async with aclosing(self._pages(level, "/", level_start(level, after))) as pages:
-            async for page in pages:
-                spans = {
-                    folder: folder_span(path, folder[len(level) : -1]) if dated else None
-                    for folder in page.prefixes
-                }
-                if first:
-                    first = False
-                    plain = sum(1 for span in spans.values() if span is None)
-                    if depth >= MAX_DEPTH or plain > MAX_FANOUT:
-                        async with aclosing(self._flat(level, after)) as flat:
-                            async for obj in flat:
-                                yield obj
-                        return
-                for item in heapq.merge(page.objects, page.prefixes, key=_name):
-                    if not isinstance(item, str):
-                        if item.key > after:
-                            yield item
-                        continue
-                    if covered(item, after):
-                        continue
-                    span = spans[item]
-                    if span is None:
-                        below = self._walk(item, after, depth + 1)
-                    else:
-                        where = overlap(span[1], span[2], *self.days)
-                        if where == "outside" and len(span[0]) > 1:
-                            continue  # a month or day away from the window: not listed
-                        if where == "inside":
-                            below = self._flat(item, after)
-                        else:  # across the window; or a year, whose months say if it is one
-                            below = self._walk(item, after, depth + 1, span[0])
-                    async with aclosing(below) as listed:
-                        async for obj in listed:
-                            yield obj
-
-
-def _retrying(
-    s3: S3Client, bucket: str, region: str, telemetry: Telemetry, stop: trio.Event
-) -> PageLister:
-    """:meth:`S3Client.list_page` for ``bucket``, retried with backoff when transient."""
-
-    async def list_page(
-        prefix: str,
-        *,
-        delimiter: str = "",
-        start_after: str = "",
-        continuation_token: str = "",
-        max_keys: int = 1000,
-    ) -> ListPage:
-        attempt = 0
-        while True:
-            try:
-                return await s3.list_page(
-                    bucket,
-                    prefix,
-                    region=region,
-                    delimiter=delimiter,
-                    start_after=start_after,
-                    continuation_token=continuation_token,
-                    max_keys=max_keys,
-                )
-            except SourceUnavailable as exc:
-                attempt += 1
-                if attempt >= LIST_ATTEMPTS or stop.is_set():
-                    raise
-                telemetry.warning(
-                    "S3 listing failed; retrying",
-                    bucket=bucket,
-                    prefix=prefix,
-                    attempt=attempt,
-                    reason=str(exc),
-                )
-                await trio.sleep(backoff_delay(attempt - 1, 1.0, 30.0))
-
-    return list_page
-
-
-# -- the cursor -------------------------------------------------------------------------
-
-
-class _Entry:
-    __slots__ = ("done", "failed", "key", "open", "passed_before")
-
-    def __init__(self, key: str, passed_before: str) -> None:
-        self.key = key
-        #: The last key listed (and passed over) between the previous entry and this one.
-        self.passed_before = passed_before
-        self.open = True
-        self.done = 0
-        self.failed = 0
-
-
-class ListingCursor:
-    """The contiguous finished prefix of a job's listing (pure, synchronous).
-
-    Keys are :meth:`add` ed in listing order and :meth:`finish` ed in any order;
-    :meth:`advance` moves ``last_key`` to the highest key such that every key up to it
-    is finished (done or failed) or was passed over (outside the window), and adds the
-    passed entries to the ``done`` / ``failed`` counts.
-    """
-
-    def __init__(self, last_key: str = "", done: int = 0, failed: int = 0) -> None:
-        self.last_key = last_key
-        self.done = done
-        self.failed = failed
-        self._entries: deque[_Entry] = deque()
-        self._passed = ""
-
-    @property
-    def pending(self) -> int:
-        """Entries not yet behind ``last_key`` (unfinished, or finished out of order)."""
-        return len(self._entries)
-
-    def pass_over(self, key: str) -> None:
-        """``key`` was listed and needs nothing (outside the window)."""
-        if self._entries:
-            self._passed = key
-        else:
-            self.last_key = key
-
-    def add(self, key: str) -> _Entry:
-        """``key`` was handed out; :meth:`finish` its entry when it is over."""
-        entry = _Entry(key, self._passed)
-        self._passed = ""
-        self._entries.append(entry)
-        return entry
-
-    def add_done(self, key: str) -> None:
-        """``key`` was found already done: finished as soon as listed."""
-        if not self._entries:
-            self.last_key = key
-            self.done += 1
-            return
-        tail = self._entries[-1]
-        if not tail.open:  # coalesce runs of finished keys: memory stays small
-            tail.key = key
-            tail.done += 1
-            self._passed = ""
-            return
-        entry = self.add(key)
-        entry.open = False
-        entry.done = 1
-
-    def finish(self, entry: _Entry, *, failed: bool = False) -> None:
-        """The object of ``entry`` is over: done (or gone) or ``failed``."""
-        if not entry.open:
-            return
-        entry.open = False
-        if failed:
-            entry.failed += 1
-        else:
-            entry.done += 1
-
-    def advance(self) -> bool:
-        """Move ``last_key`` past every finished entry at the head; True if it moved."""
-        before = self.last_key
-        entries = self._entries
-        while entries and not entries[0].open:
-            entry = entries.popleft()
-            self.last_key = entry.key
-            self.done += entry.done
-            self.failed += entry.failed
-        if entries:
-            if entries[0].passed_before > self.last_key:
-                self.last_key = entries[0].passed_before
-        elif self._passed:
-            self.last_key = max(self.last_key, self._passed)
-            self._passed = ""
-        return self.last_key != before
-
-
-# -- jobs -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ImportOptions:
-    """What the command line adds to the configuration."""
-
-    since: str | None = None
-    to: str | None = None
-    #: Only the ``type: s3`` input with this ``name`` (or ``inputs[N]``).
-    input: str = ""
-    dry_run: bool = False
-    #: Queue URL: send one S3 notification per object instead of processing it.
-    enqueue: str = ""
-    #: Ignore the stored cursor and list the window again (done objects are skipped).
-    restart: bool = False
-    #: List every key under the prefix, not only the date folders near the window.
-    list_all: bool = False
-    page_size: int = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class ImportJob:
-    """One bucket URL of one ``type: s3`` input, with its window."""
-
-    id: str
-    input: InputRuntime
-    bucket: str
-    prefix: str
-    window: Window
-    list_all: bool = False
-
-
-def plan_jobs(config: Config, options: ImportOptions) -> list[ImportJob]:
-    """The jobs of the configuration's ``type: s3`` inputs, flags overriding the file.
-
-    Raises:
-        ConfigError: no such input, a bad time or bucket URL, ``since`` not before ``to``.
-    """
-    root = config.root
-    jobs: dict[str, ImportJob] = {}
-    names = []
-    for i, item in enumerate(config.settings.inputs):
-        if item.type != "s3":
-            continue
-        runtime = InputRuntime.from_config(item, i)
-        names.append(runtime.name)
-        if options.input and options.input not in (runtime.name, f"inputs[{i}]"):
-            continue
-        where = f"{root}.inputs[{i}]"
-        since = _bound(options.since, "--since", item.since, f"{where}.since")
-        to = _bound(options.to, "--to", item.to, f"{where}.to")
-        if since is not None and to is not None and since >= to:
-            raise ConfigError(f"since ({_iso(since)}) must be before to ({_iso(to)})", where)
-        window = Window(since, to)
-        for n, url in enumerate(item.buckets):
-            bucket, prefix = parse_bucket_url(url, f"{where}.buckets[{n}]")
-            job_id = f"{runtime.name} s3://{bucket}/{prefix} {window}"
-            if options.list_all:
-                job_id += " list-all"
-            if options.enqueue:
-                job_id += f" enqueue={options.enqueue}"
-            jobs.setdefault(
-                job_id, ImportJob(job_id, runtime, bucket, prefix, window, options.list_all)
-            )
-    if not jobs:
-        if options.input and names:
-            raise ConfigError(
-                f"no type: s3 input named {options.input!r} (there are: {', '.join(names)})",
-                f"{root}.inputs",
-            )
-        raise ConfigError("no type: s3 input with buckets: nothing to import", f"{root}.inputs")
-    return list(jobs.values())
-
-
-def _bound(flag: str | None, flag_name: str, configured: str, key: str) -> datetime | None:
-    if flag is not None:
-        return parse_time(flag, flag_name) if flag.strip() else None
-    return parse_time(configured, key) if configured.strip() else None
-
-
-def notification_body(bucket: str, obj: ListedObject, region: str, event_time: str) -> str:
-    """A synthetic S3 ``ObjectCreated:Put`` notification for ``obj``, as S3 writes it
-    (key form-encoded, ETag and size included), for ``s3lb run`` daemons to consume."""
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": region,
-        "eventTime": event_time,
-        "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "s3lb-import"},
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "s3lb-import",
-            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-            "object": {"key": quote_plus(obj.key, safe="/"), "size": obj.size, "eTag": obj.etag},
-        },
-    }
-    return msgspec.json.encode({"Records": [record]}).decode()
-
-
-# -- progress ---------------------------------------------------------------------------
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
 
 
 @dataclass
-class Progress:
-    """Counts of an import, shown as a bar on a terminal, as log lines otherwise."""
-
-    telemetry: Telemetry
-    verb: str = "read"
+class _Tally:
     listed: int = 0
     listed_bytes: int = 0
     finished: int = 0
@@ -675,237 +76,89 @@ class Progress:
     skipped_bytes: int = 0
     failed: int = 0
     listing_done: bool = False
-    started: float = field(default_factory=time.monotonic)
-
-    def line(self) -> str:
-        """One line: ``[####----] 40% 400/1,000 objects 1.2/3.0 GiB 12,345 events …``."""
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        over = self.finished + self.skipped
-        work_bytes = self.listed_bytes - self.skipped_bytes
-        rate = self.finished_bytes / elapsed
-        parts = []
-        if self.listing_done:
-            share = over / self.listed if self.listed else 1.0
-            filled = int(share * 20)
-            parts.append(f"[{'#' * filled}{'-' * (20 - filled)}] {share:4.0%}")
-            parts.append(f"{over:,}/{self.listed:,} objects")
-        else:
-            parts.append(f"[listing…] {over:,}/{self.listed:,}+ objects")
-        parts.append(f"{_bytes(self.finished_bytes)}/{_bytes(work_bytes)}")
-        if self.verb == "read":
-            parts.append(f"{self.telemetry.counters['events_indexed']:,} events")
-        parts.append(f"{_bytes(rate)}/s")
-        if self.failed:
-            parts.append(f"{self.failed} failed")
-        remaining = work_bytes - self.finished_bytes
-        if self.listing_done and rate > 0:
-            parts.append(f"ETA {_duration(max(0, remaining) / rate)}")
-        elif not self.listing_done:
-            parts.append("ETA ?")
-        return " ".join(parts)
-
-    def log_line(self) -> None:
-        """The plain periodic line for logs (no terminal)."""
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        rate = self.finished_bytes / elapsed
-        remaining = self.listed_bytes - self.skipped_bytes - self.finished_bytes
-        context: dict[str, object] = {
-            "objects_listed": self.listed,
-            f"objects_{self.verb}": self.finished,
-            "objects_already_done": self.skipped,
-            "objects_failed": self.failed,
-            "bytes": self.finished_bytes,
-            "bytes_per_s": round(rate),
-            "listing": "done" if self.listing_done else "running",
-        }
-        if self.verb == "read":
-            context["events_indexed"] = self.telemetry.counters["events_indexed"]
-        if self.listing_done and rate > 0:
-            context["eta_s"] = round(max(0, remaining) / rate)
-        self.telemetry.info("import progress", **context)
-
-    async def show(self, stream: TextIO | None, interval: float) -> None:
-        """Until cancelled: redraw a bar on ``stream`` (a terminal), or log a line every
-        ``interval`` seconds when ``stream`` is None."""
-        if stream is None:
-            while True:
-                await trio.sleep(interval)
-                self.log_line()
-        bar = _Bar(stream)
-        try:
-            while True:
-                bar.draw(self.line())
-                await trio.sleep(0.5)
-        finally:
-            bar.close()
 
 
-class _Bar(logging.Filter):
-    """One self-rewriting line on a terminal; log lines clear it before they print."""
-
-    def __init__(self, stream: TextIO) -> None:
-        super().__init__()
-        self.stream = stream
-        self.drawn = False
-        self.handlers = list(logging.getLogger("s3lb").handlers)
-        for handler in self.handlers:
-            handler.addFilter(self)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        self.clear()
-        return True
-
-    def draw(self, text: str) -> None:
-        width = shutil.get_terminal_size().columns - 1
-        self.stream.write("\r\x1b[K" + text[:width])
-        self.stream.flush()
-        self.drawn = True
-
-    def clear(self) -> None:
-        if self.drawn:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self.drawn = False
-
-    def close(self) -> None:
-        self.clear()
-        for handler in self.handlers:
-            handler.removeFilter(self)
+#: Called with each object in the window during a dry run.
+OnListed = Callable[[ImportJob, ListedObject], None]
+#: An object still to do: its cursor entry, as listed, and as the readers know it.
+_Todo = tuple[CursorEntry, ListedObject, ObjectRef]
+_Batch = list[tuple[CursorEntry, ListedObject]]
 
 
-# -- running ----------------------------------------------------------------------------
+class Importer:
+    """One ``s3lb import`` run over the jobs of ``config`` and ``options``: a dry run,
+    local processing, or ``--enqueue``, as the options say (see :func:`run_import`).
 
+    Raises:
+        ConfigError: from :func:`plan_jobs`, at construction.
+    """
 
-@dataclass(eq=False)
-class _JobRun:
-    """One job during this run: its cursor, and what happened."""
-
-    job: ImportJob
-    cursor: ListingCursor
-    committed: ImportCursor | None
-    listing_done: bool = False
-    error: str = ""
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    failed_count: int = 0
-
-    def snapshot(self) -> ImportCursor:
-        return ImportCursor(
-            job=self.job.id,
-            last_key=self.cursor.last_key,
-            done=self.cursor.done,
-            failed=self.cursor.failed,
-            complete=self.listing_done and not self.cursor.pending and not self.error,
-        )
-
-    def record_failure(self, what: str, reason: str) -> None:
-        self.failed_count += 1
-        if len(self.failures) < SHOWN_FAILURES:
-            self.failures.append((what, reason))
-
-
-class _Committer:
-    """Commits final object states and advanced cursors, in one transaction each time."""
-
-    def __init__(self, store: CheckpointStore, telemetry: Telemetry, runs: Sequence[_JobRun]):
-        self.store = store
-        self.telemetry = telemetry
-        self.runs = runs
-        self._trackers: list[ObjectTracker] = []
-        self._wake = trio.Event()
-        self._advanced = trio.Event()
-        self._lock = trio.Lock()
-        self._broken = False
-
-    def finished(self, tracker: ObjectTracker) -> None:
-        """A tracker reached its final state (sync: called from the sink or a reader)."""
-        self._trackers.append(tracker)
-        self._wake.set()
-
-    def wake(self) -> None:
-        """Something else moved (a cursor, the end of a listing): commit soon."""
-        self._wake.set()
-
-    async def wait_advanced(self) -> None:
-        """Wait for the next commit."""
-        await self._advanced.wait()
-
-    async def run(self) -> None:
-        """Commit whenever something finished (and every few seconds) until cancelled."""
-        while True:
-            with trio.move_on_after(5):
-                await self._wake.wait()
-            self._wake = trio.Event()
-            await self.flush()
-
-    async def flush(self) -> None:
-        """Commit what finished and every cursor that moved since the last commit."""
-        # Shielded: cancelled between taking the finished trackers and committing them,
-        # their done marks would be lost while the cursor (committed later) passes them.
-        async with self._lock:
-            with trio.CancelScope(shield=True):
-                await self._flush()
-
-    async def _flush(self) -> None:
-        trackers, self._trackers = self._trackers, []
-        states = [state_of(t) for t in trackers if t.watermark is not None and t.ref.identity]
-        cursors = []
-        for run in self.runs:
-            run.cursor.advance()
-            snapshot = run.snapshot()
-            if snapshot != run.committed:
-                cursors.append((run, snapshot))
-        if states or cursors:
-            try:
-                await self.store.commit(states, [c for _, c in cursors])
-            except (CheckpointFull, CheckpointCorrupt):
-                raise
-            except CheckpointError as exc:
-                self.telemetry.count("checkpoint_errors")
-                if not self._broken:
-                    self._broken = True
-                    self.telemetry.error(
-                        "checkpoint commit failed; the import goes on, but a rerun "
-                        "will list again from the last committed key",
-                        reason=str(exc),
-                    )
-            else:
-                self.telemetry.count("checkpoint_commits")
-                for run, snapshot in cursors:
-                    run.committed = snapshot
-        self._advanced.set()
-        self._advanced = trio.Event()
-
-
-class _Importer:
     def __init__(
         self,
         config: Config,
         telemetry: Telemetry,
         options: ImportOptions,
-        session: AwsSession,
-        stop: trio.Event,
-        out: TextIO,
-        err: TextIO,
-        tty: bool,
+        *,
+        session: AwsSession | None = None,
+        stop: trio.Event | None = None,
+        on_listed: OnListed | None = None,
     ) -> None:
         self.config = config
         self.telemetry = telemetry
         self.options = options
-        self.session = session
-        self.stop = stop
-        self.out = out
-        self.err = err
-        self.tty = tty
+        self.session = session or AwsSession(config.aws.region, config.aws.profile)
+        #: Set to stop listing and drain (what a first SIGINT/SIGTERM does).
+        self.stop = stop or trio.Event()
+        self.on_listed = on_listed
         self.jobs = plan_jobs(config, options)
-        self.region = session.region_for()
-        self.progress = Progress(telemetry, verb="enqueued" if options.enqueue else "read")
-        self.runs: list[_JobRun] = []
+        self.region = self.session.region_for()
+        self.runs: list[JobRun] = []
         #: The signal that set ``stop``, if one did.
         self.signum = int(signal.SIGINT)
+        self._tally = _Tally()
+        self._ended = False
+        self._interrupted = False
+
+    def statistics(self) -> ImportStatistics:
+        """The counts so far; final once ``ended``."""
+        tally = self._tally
+        return ImportStatistics(
+            listed=tally.listed,
+            listed_bytes=tally.listed_bytes,
+            finished=tally.finished,
+            finished_bytes=tally.finished_bytes,
+            skipped=tally.skipped,
+            skipped_bytes=tally.skipped_bytes,
+            failed=tally.failed,
+            events_indexed=self.telemetry.counters["events_indexed"],
+            listing_done=tally.listing_done,
+            jobs=tuple(run.statistics() for run in self.runs),
+            ended=self._ended,
+            interrupted=self._interrupted,
+        )
 
     def interrupted_status(self) -> int:
         """The exit status after an interruption: 128 + the signal number."""
         return 128 + self.signum
+
+    async def run(self) -> int:
+        """The run the options ask for; its exit status."""
+        if self.options.dry_run:
+            return await self.dry_run()
+        if self.options.enqueue:
+            return await self.enqueue()
+        return await self.process()
+
+    def _end(self, *, cut_short: bool = False) -> int:
+        """The run is over: the exit status, and final statistics."""
+        self._ended = True
+        if cut_short or (
+            self.stop.is_set() and not all(run.snapshot().complete for run in self.runs)
+        ):
+            self._interrupted = True
+            return self.interrupted_status()
+        failed = any(run.failed_count for run in self.runs)
+        return 1 if failed or any(run.error for run in self.runs) else 0
 
     def _http(self) -> httpx.AsyncClient:
         workers = self.config.settings.object_workers
@@ -915,89 +168,89 @@ class _Importer:
         )
 
     def _lister(self, s3: S3Client, job: ImportJob) -> Lister:
+        pages = bucket_pages(s3, job.bucket, self.region)
         return Lister(
-            _retrying(s3, job.bucket, self.region, self.telemetry, self.stop),
+            retrying(pages, job.bucket, self.telemetry, self.stop),
             job.prefix,
             job.window,
             plan=not job.list_all,
             page_size=self.options.page_size,
         )
 
-    async def _open_runs(self, store: CheckpointStore) -> None:
-        for job in self.jobs:
-            stored = await store.get_cursor(job.id)
-            cursor = ListingCursor()
-            if stored is not None and not self.options.restart:
-                if stored.complete and not stored.failed:
-                    self.telemetry.info(
-                        "import job already complete; nothing to do",
-                        job=job.id,
-                        done=stored.done,
-                    )
-                    cursor = ListingCursor(stored.last_key, stored.done)
-                    run = _JobRun(job, cursor, _unstamped(stored))
-                    run.listing_done = True
-                    self.runs.append(run)
+    async def _todo(
+        self, run: JobRun, s3: S3Client, store: CheckpointStore, committer: Committer
+    ) -> AsyncGenerator[_Todo, None]:
+        """The listing loop of processing and ``--enqueue``: the objects of ``run``'s
+        window not known as done, in key order, each added to its cursor (the others are
+        passed over or counted done). Waits while the cursor holds too many keys."""
+        job, cursor, tally = run.job, run.cursor, self._tally
+        self.telemetry.info("import job listing", job=job.id, after=cursor.last_key or "-")
+        async with aclosing(self._lister(s3, job).objects(cursor.last_key)) as listed:
+            async for obj in listed:
+                if obj.last_modified not in job.window:
+                    cursor.pass_over(obj.key)
                     continue
-                if stored.failed:
-                    # Failed objects lie behind the cursor: list the window again; done
-                    # objects are skipped from their checkpoints.
-                    self.telemetry.info(
-                        "import job had failed objects; listing its window again to retry them",
-                        job=job.id,
-                        failed=stored.failed,
-                    )
-                else:
-                    cursor = ListingCursor(stored.last_key, stored.done, 0)
-                    self.telemetry.info(
-                        "import job resumes after its cursor",
-                        job=job.id,
-                        last_key=stored.last_key,
-                        done=stored.done,
-                    )
-            self.runs.append(_JobRun(job, cursor, _unstamped(stored)))
+                while cursor.pending >= MAX_PENDING:
+                    await committer.wait_advanced()
+                tally.listed += 1
+                tally.listed_bytes += obj.size
+                ref = ObjectRef(
+                    job.bucket,
+                    obj.key,
+                    etag=obj.etag,
+                    size=obj.size,
+                    event_time=format_time(obj.last_modified),
+                )
+                state = await store.get(ref.bucket, ref.key, ref.identity)
+                if state is not None and state.status == "done":
+                    cursor.add_done(obj.key)
+                    tally.skipped += 1
+                    tally.skipped_bytes += obj.size
+                    continue
+                yield cursor.add(obj.key), obj, ref
 
     # -- dry run ------------------------------------------------------------------------
 
     async def dry_run(self) -> int:
+        """List the window of every job, handing its objects to ``on_listed``; read,
+        send and change nothing."""
+        tally = self._tally
         async with self._http() as http:
             s3 = S3Client(self.session, http)
-            total = size = 0
             for job in self.jobs:
                 self.telemetry.info("listing (dry run)", job=job.id)
                 async with aclosing(self._lister(s3, job).objects()) as listed:
                     async for obj in listed:
                         if self.stop.is_set():
-                            return self.interrupted_status()
+                            return self._end(cut_short=True)
                         if obj.last_modified not in job.window:
                             continue
-                        total += 1
-                        size += obj.size
-                        self.out.write(
-                            f"{_iso(obj.last_modified)}\t{obj.size}\ts3://{job.bucket}/{obj.key}\n"
-                        )
-        self.out.flush()
-        summary = f"{total:,} objects, {_bytes(size)} in the window"
-        print(f"s3lb import --dry-run: {summary}", file=self.err)
-        return 0
+                        tally.listed += 1
+                        tally.listed_bytes += obj.size
+                        if self.on_listed is not None:
+                            self.on_listed(job, obj)
+        tally.listing_done = True
+        return self._end()
 
     # -- local processing -----------------------------------------------------------------
 
     async def process(self) -> int:
+        """Read and index every object of the windows, through ``run``'s delivery."""
         settings = self.config.settings
         async with (
             self._http() as http,
             open_delivery(self.config, self.telemetry, http, self.session) as delivery,
         ):
-            await self._open_runs(delivery.store)
-            committer = _Committer(delivery.store, self.telemetry, self.runs)
+            self.runs = await open_runs(
+                delivery.store, self.jobs, self.telemetry, restart=self.options.restart
+            )
+            committer = Committer(delivery.store, self.telemetry, self.runs)
             s3 = delivery.reader.s3  # shares what it learnt of bucket regions
             send, receive = trio.open_memory_channel[ObjectTask](settings.object_workers)
             feed_scope, work_scope = trio.CancelScope(), trio.CancelScope()
             try:
                 async with trio.open_nursery() as outer:
                     outer.start_soon(committer.run)
-                    outer.start_soon(self._show_progress)
                     outer.start_soon(self._drain_on_stop, feed_scope, work_scope)
                     with work_scope:
                         async with trio.open_nursery() as work:
@@ -1006,18 +259,14 @@ class _Importer:
                                 with feed_scope:
                                     for run in self.runs:
                                         await self._feed(run, s3, delivery, committer, send)
-                                    self.progress.listing_done = True
+                                    self._tally.listing_done = True
                     if work_scope.cancelled_caught:
                         self.telemetry.warning("shutdown timeout reached; in-flight work cancelled")
                     outer.cancel_scope.cancel()
             finally:
                 with trio.CancelScope(shield=True):
                     await committer.flush()
-        return self._summary()
-
-    async def _show_progress(self) -> None:
-        interval = self.config.settings.stats_interval
-        await self.progress.show(self.err if self.tty else None, interval)
+        return self._end()
 
     async def _drain_on_stop(self, feed_scope: trio.CancelScope, work: trio.CancelScope) -> None:
         await self.stop.wait()
@@ -1028,70 +277,49 @@ class _Importer:
 
     async def _feed(
         self,
-        run: _JobRun,
+        run: JobRun,
         s3: S3Client,
         delivery: Delivery,
-        committer: _Committer,
+        committer: Committer,
         send: trio.MemorySendChannel[ObjectTask],
     ) -> None:
         if run.listing_done:
             return
-        job, cursor, store = run.job, run.cursor, delivery.store
-        self.telemetry.info("import job listing", job=job.id, after=cursor.last_key or "-")
         try:
-            async with aclosing(self._lister(s3, job).objects(cursor.last_key)) as listed:
-                async for obj in listed:
-                    if obj.last_modified not in job.window:
-                        cursor.pass_over(obj.key)
-                        continue
-                    while cursor.pending >= MAX_PENDING:
-                        await committer.wait_advanced()
-                    self.progress.listed += 1
-                    self.progress.listed_bytes += obj.size
-                    ref = ObjectRef(
-                        job.bucket,
-                        obj.key,
-                        etag=obj.etag,
-                        size=obj.size,
-                        event_time=_iso(obj.last_modified),
-                    )
-                    state = await store.get(ref.bucket, ref.key, ref.identity)
-                    if state is not None and state.status == "done":
-                        cursor.add_done(obj.key)
-                        self.progress.skipped += 1
-                        self.progress.skipped_bytes += obj.size
-                        continue
-                    entry = cursor.add(obj.key)
+            async with aclosing(self._todo(run, s3, delivery.store, committer)) as todo:
+                async for entry, obj, ref in todo:
                     on_finished = functools.partial(
                         self._object_finished, run, entry, obj.size, committer
                     )
                     tracker = ObjectTracker(
                         ref, on_finished, on_progress=delivery.checkpointer.progressed
                     )
-                    await send.send(ObjectTask(ref, job.input, tracker, self.region))
+                    await send.send(ObjectTask(ref, run.job.input, tracker, self.region))
         except (AccessDenied, ObjectGone, SourceUnavailable) as exc:
             run.error = str(exc)
-            self.telemetry.error("import job stopped: listing failed", job=job.id, reason=str(exc))
+            self.telemetry.error(
+                "import job stopped: listing failed", job=run.job.id, reason=str(exc)
+            )
             return
         run.listing_done = True
         committer.wake()
 
     def _object_finished(
         self,
-        run: _JobRun,
-        entry: _Entry,
+        run: JobRun,
+        entry: CursorEntry,
         size: int,
-        committer: _Committer,
+        committer: Committer,
         tracker: ObjectTracker,
     ) -> None:
         failed = tracker.status == "failed"
         run.cursor.finish(entry, failed=failed)
         if failed:
-            self.progress.failed += 1
+            self._tally.failed += 1
             run.record_failure(str(tracker.ref), tracker.failure)
         else:
-            self.progress.finished += 1
-            self.progress.finished_bytes += size
+            self._tally.finished += 1
+            self._tally.finished_bytes += size
             if tracker.status == "done":
                 self.telemetry.count("objects_done")
                 ref = tracker.ref
@@ -1103,6 +331,7 @@ class _Importer:
     # -- enqueue --------------------------------------------------------------------------
 
     async def enqueue(self) -> int:
+        """Send one S3 notification per object of the windows to the ``--enqueue`` queue."""
         settings = self.config.settings
         queue = self.options.enqueue
         async with (
@@ -1111,38 +340,37 @@ class _Importer:
                 settings.state_dir, map_size=settings.checkpoint.map_size
             ) as store,
         ):
-            await self._open_runs(store)
-            committer = _Committer(store, self.telemetry, self.runs)
+            self.runs = await open_runs(
+                store, self.jobs, self.telemetry, restart=self.options.restart
+            )
+            committer = Committer(store, self.telemetry, self.runs)
             s3, sqs = S3Client(self.session, http), SqsClient(self.session, http)
             try:
                 async with trio.open_nursery() as outer:
                     outer.start_soon(committer.run)
-                    outer.start_soon(self._show_progress)
                     with trio.CancelScope() as scope:
                         outer.start_soon(_cancel_on, self.stop, scope)
                         for run in self.runs:
                             await self._enqueue_job(run, s3, sqs, store, queue, committer)
-                        self.progress.listing_done = True
+                        self._tally.listing_done = True
                     outer.cancel_scope.cancel()
             finally:
                 with trio.CancelScope(shield=True):
                     await committer.flush()
-        return self._summary()
+        return self._end()
 
     async def _enqueue_job(
         self,
-        run: _JobRun,
+        run: JobRun,
         s3: S3Client,
         sqs: SqsClient,
         store: CheckpointStore,
         queue: str,
-        committer: _Committer,
+        committer: Committer,
     ) -> None:
         if run.listing_done:
             return
-        job, cursor = run.job, run.cursor
-        self.telemetry.info("import job listing", job=job.id, after=cursor.last_key or "-")
-        batch_send, batch_receive = trio.open_memory_channel[list[tuple[_Entry, ListedObject]]](4)
+        batch_send, batch_receive = trio.open_memory_channel[_Batch](4)
         try:
             async with trio.open_nursery() as nursery:
                 for _ in range(4):
@@ -1151,24 +379,10 @@ class _Importer:
                     )
                 batch_receive.close()
                 async with batch_send:
-                    batch: list[tuple[_Entry, ListedObject]] = []
-                    lister = self._lister(s3, job).objects(cursor.last_key)
-                    async with aclosing(lister) as listed:
-                        async for obj in listed:
-                            if obj.last_modified not in job.window:
-                                cursor.pass_over(obj.key)
-                                continue
-                            while cursor.pending >= MAX_PENDING:
-                                await committer.wait_advanced()
-                            self.progress.listed += 1
-                            self.progress.listed_bytes += obj.size
-                            state = await store.get(job.bucket, obj.key, obj.etag)
-                            if state is not None and state.status == "done":
-                                cursor.add_done(obj.key)
-                                self.progress.skipped += 1
-                                self.progress.skipped_bytes += obj.size
-                                continue
-                            batch.append((cursor.add(obj.key), obj))
+                    batch: _Batch = []
+                    async with aclosing(self._todo(run, s3, store, committer)) as todo:
+                        async for entry, obj, _ in todo:
+                            batch.append((entry, obj))
                             if len(batch) == 10:
                                 await batch_send.send(batch)
                                 batch = []
@@ -1176,23 +390,24 @@ class _Importer:
                         await batch_send.send(batch)
         except* (AccessDenied, ObjectGone, SourceUnavailable) as group:
             run.error = str(group.exceptions[0])
-            self.telemetry.error("import job stopped", job=job.id, reason=run.error)
+            self.telemetry.error("import job stopped", job=run.job.id, reason=run.error)
         if not run.error:
             run.listing_done = True
         committer.wake()
 
     async def _sender(
         self,
-        run: _JobRun,
+        run: JobRun,
         sqs: SqsClient,
         queue: str,
-        committer: _Committer,
-        receive: trio.MemoryReceiveChannel[list[tuple[_Entry, ListedObject]]],
+        committer: Committer,
+        receive: trio.MemoryReceiveChannel[_Batch],
     ) -> None:
         async with receive:
             async for batch in receive:
-                when = _iso(datetime.now(UTC))
+                when = format_time(datetime.now(UTC))
                 pending = batch
+                backoff = Backoff(initial=1.0, maximum=30.0)
                 for attempt in range(SEND_ATTEMPTS):
                     bodies = [
                         notification_body(run.job.bucket, obj, self.region, when)
@@ -1206,8 +421,8 @@ class _Importer:
                     for i, (entry, obj) in enumerate(pending):
                         if i not in again:
                             run.cursor.finish(entry)
-                            self.progress.finished += 1
-                            self.progress.finished_bytes += obj.size
+                            self._tally.finished += 1
+                            self._tally.finished_bytes += obj.size
                     committer.wake()
                     pending = [pending[i] for i in sorted(again)]
                     if not pending:
@@ -1219,7 +434,7 @@ class _Importer:
                             refused=len(pending),
                             reason=refused[0][1],
                         )
-                        await trio.sleep(backoff_delay(attempt, 1.0, 30.0))
+                        await backoff.sleep()
                 else:
                     # The cursor stays before these keys: the next run sends them.
                     raise SourceUnavailable(
@@ -1227,56 +442,13 @@ class _Importer:
                         f"{refused[0][1]}"
                     )
 
-    # -- the end --------------------------------------------------------------------------
-
-    def _summary(self) -> int:
-        p = self.progress
-        errors = [run for run in self.runs if run.error]
-        failed = sum(run.failed_count for run in self.runs)
-        verb = p.verb
-        elapsed = _duration(time.monotonic() - p.started)
-        line = (
-            f"s3lb import: {p.listed:,} objects listed in the window: {p.finished:,} {verb}, "
-            f"{p.skipped:,} already done, {failed:,} failed; {_bytes(p.finished_bytes)}"
-        )
-        if verb == "read":
-            line += f", {self.telemetry.counters['events_indexed']:,} events indexed"
-        print(f"{line} in {elapsed}", file=self.err)
-        for run in self.runs:
-            snapshot = run.snapshot()
-            state = "complete" if snapshot.complete else "incomplete"
-            print(
-                f"  {run.job.id}: {state}, {snapshot.done:,} done, {snapshot.failed:,} failed, "
-                f"last key {snapshot.last_key or '-'}",
-                file=self.err,
-            )
-        if failed:
-            print(f"failed objects (retried by the next run): {failed:,}", file=self.err)
-            for run in self.runs:
-                for what, reason in run.failures:
-                    print(f"  {what}: {reason}", file=self.err)
-            shown = sum(len(run.failures) for run in self.runs)
-            if failed > shown:
-                print(f"  … and {failed - shown:,} more (see the log)", file=self.err)
-        for run in errors:
-            print(f"job stopped: {run.job.id}: {run.error}", file=self.err)
-        if self.stop.is_set() and not all(run.snapshot().complete for run in self.runs):
-            print("interrupted: run the same command again to continue", file=self.err)
-            return self.interrupted_status()
-        return 1 if failed or errors else 0
-
-
-def _unstamped(cursor: ImportCursor | None) -> ImportCursor | None:
-    # Compared with fresh snapshots, whose ``updated`` is stamped by the store.
-    return None if cursor is None else msgspec.structs.replace(cursor, updated=0.0)
-
 
 async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
 
 
-async def _watch_signals(importer: _Importer, scope: trio.CancelScope) -> None:
+async def _watch_signals(importer: Importer, scope: trio.CancelScope) -> None:
     telemetry = importer.telemetry
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
@@ -1290,51 +462,20 @@ async def _watch_signals(importer: _Importer, scope: trio.CancelScope) -> None:
                 scope.cancel()
 
 
-async def run_import(
-    config: Config,
-    telemetry: Telemetry,
-    options: ImportOptions,
-    *,
-    session: AwsSession | None = None,
-    stop: trio.Event | None = None,
-    handle_signals: bool = False,
-    out: TextIO | None = None,
-    err: TextIO | None = None,
-    tty: bool | None = None,
-) -> int:
+async def run_import(importer: Importer, *, handle_signals: bool = False) -> int:
     """Run ``s3lb import``; return its exit status.
 
-    0: every object in the window was processed (or enqueued); 1: some failed, or a
-    listing could not go on (a summary says which); 128 + the signal number when
-    interrupted (the next run continues). With ``handle_signals``, SIGINT/SIGTERM stop
-    listing and let in-flight objects finish for ``shutdown_timeout``; a second signal
-    stops at once (what was acknowledged is kept either way).
-
-    Raises:
-        ConfigError: no matching ``type: s3`` input, a bad window or bucket URL.
+    0: every object in the window was processed (or enqueued, or listed by a dry run);
+    1: some failed, or a listing could not go on (the statistics say which); 128 + the
+    signal number when interrupted (the next run continues). With ``handle_signals``,
+    SIGINT/SIGTERM stop listing and let in-flight objects finish for
+    ``shutdown_timeout``; a second signal stops at once, before the statistics are final
+    (what was acknowledged is kept either way).
     """
-    session = session or AwsSession(config.aws.region, config.aws.profile)
-    stop = stop or trio.Event()
-    err = err or sys.stderr
-    importer = _Importer(
-        config,
-        telemetry,
-        options,
-        session,
-        stop,
-        out or sys.stdout,
-        err,
-        err.isatty() if tty is None else tty,
-    )
     status: int | None = None
     async with trio.open_nursery() as nursery:
         if handle_signals:
             nursery.start_soon(_watch_signals, importer, nursery.cancel_scope)
-        if options.dry_run:
-            status = await importer.dry_run()
-        elif options.enqueue:
-            status = await importer.enqueue()
-        else:
-            status = await importer.process()
+        status = await importer.run()
         nursery.cancel_scope.cancel()
     return importer.interrupted_status() if status is None else status

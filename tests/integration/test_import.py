@@ -24,8 +24,10 @@ import pytest
 from s3lb.aws.s3 import ListPage, S3Client
 from s3lb.aws.session import AwsSession
 from s3lb.checkpoint import open_store_readonly
+from s3lb.cli.import_ import run_command as run_import
 from s3lb.config import loads
-from s3lb.pipeline.importer import ImportOptions, Lister, Window, run_import
+from s3lb.pipeline import ImportOptions
+from s3lb.sources import Lister, Window
 from s3lb.telemetry import Telemetry
 from tests.conftest import Aws, Daemon, wait_until
 from tests.fakes.fake_es import FakeEs
