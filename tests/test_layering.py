@@ -51,6 +51,7 @@ PURE = [
     "s3lb.pipeline.parsing",
     "s3lb.sinks.elasticsearch.bulk",
     "s3lb.sinks.elasticsearch.indexes",
+    "s3lb.sinks.elasticsearch.redact",
     "s3lb.sinks.elasticsearch.templates",
 ]
 IMPURE = ("trio", "httpx", "lmdb", "botocore", "socket", "subprocess")
