@@ -199,7 +199,7 @@ async def _deliver(
 async def _replay_files(
     sink: ElasticsearchSink, directory: Path, deadline: float, report: ReplayReport
 ) -> None:
-    claimed = claim_files(directory)
+    claimed = await trio.to_thread.run_sync(claim_files, directory)  # waits on writers' locks
     if not claimed:
         return
     stamp = time.strftime("%Y-%m-%d.kept-%H%M%S", time.gmtime())
