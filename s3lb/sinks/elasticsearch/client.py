@@ -94,7 +94,7 @@ class Cluster:
             if self.telemetry is not None:
                 self.telemetry.count("cluster_request_timeouts")
                 self.telemetry.warning(
-                    "cluster request timed out; trying the next host", reason=last
+                    "cluster request timed out: cut off, failing over", reason=last
                 )
         raise SinkUnavailable(last)
 
