@@ -15,7 +15,7 @@ import pytest
 import trio
 import trio.testing
 
-from s3lb.config import loads
+from s3lb.config import ElasticsearchOutput, loads
 from s3lb.deadletter import DeadLetter, entry
 from s3lb.model import ObjectRef
 from s3lb.sinks.elasticsearch.sink import ElasticsearchSink
@@ -24,14 +24,18 @@ from tests.fakes.fake_es import FakeEs
 from tests.unit.test_es_sink import TimedTransport, make_items, make_sink
 
 
-def sink_for(
-    tmp_path: Path, transport: httpx.AsyncBaseTransport, **output: object
-) -> ElasticsearchSink:
-    settings = {"hosts": ["http://es.invalid:9200"], "index": "logs", **output}
+def output(**settings: object) -> ElasticsearchOutput:
+    settings = {"hosts": ["http://es.invalid:9200"], "index": "logs", **settings}
     config, _ = loads("output.elasticsearch: " + json.dumps(settings))
     assert config.output.elasticsearch is not None
+    return config.output.elasticsearch
+
+
+def sink_for(
+    tmp_path: Path, transport: httpx.AsyncBaseTransport, **settings: object
+) -> ElasticsearchSink:
     return ElasticsearchSink(
-        config.output.elasticsearch, Telemetry(), DeadLetter(tmp_path / "dl"), transport
+        output(**settings), Telemetry(), DeadLetter(tmp_path / "dl"), transport
     )
 
 
@@ -186,12 +190,7 @@ async def test_rejects_on_a_full_disk_stay_unsettled_and_the_sink_shuts_down_cle
     autojump_clock: trio.testing.MockClock, tmp_path: Path
 ) -> None:
     fake = FakeEs(clock=trio.current_time)
-    sink = ElasticsearchSink(
-        sink_for(tmp_path, fake.transport()).config,
-        Telemetry(),
-        full_disk_store(tmp_path),
-        TimedTransport(fake),
-    )
+    sink = ElasticsearchSink(output(), Telemetry(), full_disk_store(tmp_path), TimedTransport(fake))
     tracker, items = make_items(3)
     fake.item_plan = {items[1].doc_id: 400}
     await sink.deliver(items)
