@@ -168,9 +168,10 @@ def test_requests_keep_order_and_limits_and_halves_cover_the_request(
 
 def test_a_413_splits_and_a_lone_document_is_rejected_only_if_really_large() -> None:
     assert on_too_large(2, 100, 0) == "split"
-    assert on_too_large(1, 5000, 0) == "reject"
+    assert on_too_large(1, 5000, 3000) == "reject"  # the cluster took smaller ones only
     assert on_too_large(1, 5000, 8000) == "outage"  # the cluster took larger bodies before
-    assert on_too_large(1, 200, 0) == "outage"  # nothing that small is too large
+    assert on_too_large(1, 5000, 0) == "outage"  # nothing got in yet, and it is small
+    assert on_too_large(1, 100_000, 0) == "reject"
 
 
 def test_index_and_delete_bodies_are_ndjson_actions() -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -147,6 +148,23 @@ async def test_a_persistent_413_for_small_documents_is_an_outage_logged_once_a_m
     assert tracker.counts == {"indexed": 200} and len(fake.docs) == 200
     too_large = [r for r in caplog.records if "too large" in r.getMessage()]
     assert 5 <= len(too_large) <= 11  # 600 s of 413s: one line a minute
+
+
+async def test_a_proxy_refusing_every_body_from_the_start_dead_letters_nothing(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Log-sized documents (2 KB) behind a proxy whose limit is zero, from the first
+    request on: an outage, not thousands of dead letters."""
+    fake = FakeEs(clock=trio.current_time, max_content_length=0)
+    sink, _ = make_sink(fake, tmp_path)
+    tracker, items = make_items(50)
+    items = [dataclasses.replace(i, source=b'{"s":"%s"}' % (b"x" * 2000)) for i in items]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sink.deliver, items)
+        await trio.sleep(300)
+        assert tracker.settled == 0 and not (tmp_path / "dl").exists()
+        fake.max_content_length = None
+    assert tracker.counts == {"indexed": 50}
 
 
 async def test_a_lone_document_smaller_than_what_the_cluster_took_is_not_dead_lettered(

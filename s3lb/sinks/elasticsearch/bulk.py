@@ -53,9 +53,9 @@ __all__ = [
 T = TypeVar("T")
 Outcome = Literal["indexed", "duplicate", "retry", "rejected"]
 
-#: A single document this small refused with 413 is not too large: the endpoint
-#: refuses everything (a proxy's limit at zero, say), an outage to wait out.
-SMALL_DOCUMENT = 512
+#: Before the cluster took any body, a lone document this small refused with 413 is not
+#: too large: the endpoint refuses everything (a proxy's limit at zero, say).
+SMALL_DOCUMENT = 16 * 1024
 
 _encoder = msgspec.json.Encoder()
 
@@ -134,15 +134,15 @@ def on_too_large(
 ) -> Literal["split", "reject", "outage"]:
     """What to do with a request of ``n_items`` items (``body_bytes``) answered 413.
 
-    Several items: split. One: it is really too large (reject it) unless the cluster
-    accepted a larger body before or the document is tiny: then the endpoint refuses
-    everything, an outage to retry, never a reason to dead-letter the whole stream.
+    Several items: split. One: it is really too large (reject it) when it is larger
+    than every body the cluster took (``largest_accepted``), or, before the cluster
+    took any, larger than :data:`SMALL_DOCUMENT`. Otherwise the endpoint refuses
+    everything: an outage to retry, never a reason to dead-letter the whole stream.
     """
     if n_items > 1:
         return "split"
-    if body_bytes <= max(largest_accepted, SMALL_DOCUMENT):
-        return "outage"
-    return "reject"
+    limit = largest_accepted or SMALL_DOCUMENT
+    return "outage" if body_bytes <= limit else "reject"
 
 
 def outcome_of(status: int) -> Outcome:
