@@ -10,17 +10,17 @@ every item (see :mod:`s3lb.sinks.elasticsearch.bulk`):
   with their document, S3 location and reason, and count as settled;
 - a request answered 413 (too large for the cluster) is split in halves, down to a
   single document, which is then dead-lettered, unless it is no larger than a body
-  the cluster took before (or tiny): then the endpoint refuses everything, an outage
-  retried with backoff; 413s are logged once a minute at most. A document larger than
-  ``bulk_max_bytes`` is dead-lettered without being sent.
+  the cluster took (or, before it took any, small): then the endpoint refuses
+  everything, an outage retried with backoff (:func:`~.bulk.on_too_large`); 413s are
+  logged once a minute at most. A document larger than ``bulk_max_bytes`` is
+  dead-lettered without being sent.
 
 Dead-letter entries are written off the event loop, before their items settle. A
 request that fails as a whole (refused connection, no complete answer within
 ``timeout``, 429, 5xx, 401/403, an unreadable answer) is retried whole, with
 backoff, and acknowledges nothing; refused connections and timeouts fail over to the
-next host first. While a worker retries it
-takes nothing new: the channels fill and backpressure reaches the readers and the SQS
-pollers.
+next host first. While a worker retries it takes nothing new: the channels fill and
+backpressure reaches the readers and the SQS pollers.
 """
 
 from __future__ import annotations
