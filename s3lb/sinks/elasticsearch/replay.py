@@ -23,7 +23,7 @@ import fcntl
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,7 +300,7 @@ async def _replay_page(
     await _delete_entries(sink, index, [p.origin for p in got_in])
 
 
-async def _scroll(sink: ElasticsearchSink, index: str) -> AsyncIterator[list[dict[str, Any]]]:
+async def _scroll(sink: ElasticsearchSink, index: str) -> AsyncGenerator[list[dict[str, Any]]]:
     """The entries of ``index``, a page at a time (a scroll: deleting as we go is safe)."""
     cluster = sink.cluster
     response = await cluster.request(
