@@ -51,7 +51,9 @@ PURE = [
     "s3lb.pipeline.framing",
     "s3lb.pipeline.parsing",
     "s3lb.sinks.elasticsearch.bulk",
+    "s3lb.sinks.elasticsearch.fields",
     "s3lb.sinks.elasticsearch.indexes",
+    "s3lb.sinks.elasticsearch.redact",
     "s3lb.sinks.elasticsearch.templates",
 ]
 IMPURE = ("trio", "httpx", "lmdb", "botocore", "socket", "subprocess")

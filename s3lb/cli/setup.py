@@ -8,8 +8,9 @@ and of the formats the inputs read (every format for ``log_format: auto``). In
 ``data_stream`` mode the index template creates data streams. With
 ``dead_letter_index``, its template too.
 
-Templates apply to indices created afterwards: run it before ``s3lb run`` (running it
-again changes nothing). ``--print`` shows the templates without a cluster.
+Templates apply to indices created afterwards: run it before ``s3lb run``. Running it
+again changes nothing: each template is reported ``installed`` or ``unchanged``.
+``--print`` shows the templates without a cluster.
 """
 
 from __future__ import annotations
@@ -19,15 +20,11 @@ import json
 import sys
 from typing import Any
 
-import httpx
-
-from s3lb.config import Config, ElasticsearchOutput, load
+from s3lb.config import ElasticsearchOutput, load
 from s3lb.errors import ConfigError, SinkUnavailable
-from s3lb.formats import FORMATS
-from s3lb.sinks.elasticsearch import templates
-from s3lb.sinks.elasticsearch.client import Cluster
+from s3lb.sinks.elasticsearch.setup import configured_formats, install, plan
 
-__all__ = ["add_parser", "install", "plan"]
+__all__ = ["add_parser"]
 
 
 def add_parser(commands: Any) -> None:
@@ -56,74 +53,6 @@ def add_parser(commands: Any) -> None:
         "--print", dest="print_only", action="store_true", help="print the templates and stop"
     )
     parser.set_defaults(func=_run)
-
-
-def configured_formats(config: Config) -> list[str]:
-    """The formats the inputs read, canonical names, in a stable order."""
-    names: set[str] = set()
-    for item in config.settings.inputs:
-        wanted = FORMATS if item.log_format == "auto" else [item.log_format]
-        names.update(n for n in (templates.known_format(w) for w in wanted) if n)
-    return sorted(names)
-
-
-def plan(
-    output: ElasticsearchOutput, formats: list[str], pattern: str = ""
-) -> list[tuple[str, dict[str, Any]]]:
-    """The ``(path, body)`` of each template to PUT, components first.
-
-    Raises:
-        ConfigError: an unknown format, or no safe index pattern.
-    """
-    canonical = []
-    for name in formats:
-        known = templates.known_format(name)
-        if known is None:
-            raise ConfigError(f"no mappings for log format {name!r}", "--format")
-        if known not in canonical:
-            canonical.append(known)
-    pattern = pattern or templates.index_pattern(output.index)
-    steps: list[tuple[str, dict[str, Any]]] = [
-        ("/_component_template/" + templates.component_name("base"), templates.BASE_TEMPLATE)
-    ]
-    for name in canonical:
-        path = "/_component_template/" + templates.component_name(name)
-        steps.append((path, templates.format_component(name)))
-    steps.append(
-        (
-            "/_index_template/" + templates.template_name(pattern),
-            templates.index_template(pattern, canonical, data_stream=output.data_stream),
-        )
-    )
-    if output.dead_letter_index:
-        steps.append(
-            (
-                "/_index_template/s3lb-dead-letter",
-                templates.dead_letter_template(output.dead_letter_index),
-            )
-        )
-    return steps
-
-
-async def install(
-    output: ElasticsearchOutput,
-    steps: list[tuple[str, dict[str, Any]]],
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> list[str]:
-    """PUT each template; return one line per template installed.
-
-    Raises:
-        SinkUnavailable: the cluster cannot be reached or refused a template.
-    """
-    done = []
-    async with Cluster(output, transport) as cluster:
-        for path, body in steps:
-            response = await cluster.request("PUT", path, json=body)
-            if response.status_code != 200:
-                raise SinkUnavailable(f"PUT {path}: HTTP {response.status_code}: {response.text}")
-            kind, name = path.strip("/").split("/")
-            done.append(f"installed {kind.strip('_').replace('_', ' ')} {name}")
-    return done
 
 
 async def _install_and_report(

@@ -25,13 +25,13 @@ import trio
 from s3lb.acks import BulkItem, ObjectTracker, Watermark
 from s3lb.aws.s3 import S3Client
 from s3lb.checkpoint import CheckpointStore
-from s3lb.deadletter import DeadLetter
+from s3lb.deadletter import DeadLetter, entry
 from s3lb.errors import AccessDenied, ObjectCorrupt, ObjectGone, SourceUnavailable
 from s3lb.formats import ParseError, skip_reason
 from s3lb.model import ObjectRef, content_id, document_ids
 from s3lb.pipeline.framing import Decompressor, RawRecord
 from s3lb.pipeline.parsing import ObjectCutter, ObjectParser, ParseFailure, UnknownFormat
-from s3lb.retry import backoff_delay
+from s3lb.retry import Backoff
 from s3lb.sinks.elasticsearch.indexes import IndexNamer
 from s3lb.sources import ObjectTask
 from s3lb.telemetry import Telemetry
@@ -187,6 +187,7 @@ class _ObjectRun:
 
     async def run(self, send: trio.MemorySendChannel[list[BulkItem]]) -> None:
         attempt = 0
+        backoff = Backoff(1.0, 30.0)
         while True:
             try:
                 await self._read_once(send)
@@ -203,7 +204,7 @@ class _ObjectRun:
                     next_position=self.next_position,
                     reason=str(exc),
                 )
-                await trio.sleep(backoff_delay(attempt - 1, 1.0, 30.0))
+                await backoff.sleep()
 
     async def _read_once(self, send: trio.MemorySendChannel[list[BulkItem]]) -> None:
         # Resume a plain object with a Range GET; a gzip one is read again and skipped.
@@ -254,7 +255,10 @@ class _ObjectRun:
         # get the loop between slices (each send is a checkpoint).
         pending = iter(records)
         while batch := list(itertools.islice(pending, _SLICE)):
-            items = self._items(batch)
+            failed: list[tuple[RawRecord, ParseFailure]] = []
+            items = self._items(batch, failed)
+            if failed:
+                await self._dead_letter(failed)
             if items:
                 self.task.tracker.add(len(items))
                 self.reader.telemetry.count("events_read", len(items))
@@ -264,7 +268,9 @@ class _ObjectRun:
         self.next_position = max(self.next_position, cutter.next_position)
         self.next_offset = max(self.next_offset, cutter.next_offset)
 
-    def _items(self, records: Iterable[RawRecord]) -> list[BulkItem]:
+    def _items(
+        self, records: Iterable[RawRecord], failed: list[tuple[RawRecord, ParseFailure]]
+    ) -> list[BulkItem]:
         namer, tracker = self.reader.namer, self.task.tracker
         content_ids = self.reader.content_ids
         if self._ids is None or self._ids[0] is not self.ref:
@@ -280,9 +286,10 @@ class _ObjectRun:
                 tracker.pass_over(record.position, record.end)  # acknowledged before a restart
                 continue
             doc = self.parser.parse(record)
-            if doc is None or isinstance(doc, ParseFailure):
-                if doc is not None:
-                    self._dead_letter(record, doc)
+            if isinstance(doc, ParseFailure):
+                failed.append((record, doc))  # settled once dead-lettered
+                continue
+            if doc is None:
                 tracker.pass_over(record.position, record.end)
                 continue
             items.append(
@@ -301,24 +308,33 @@ class _ObjectRun:
             )
         return items
 
-    def _dead_letter(self, record: RawRecord, failure: ParseFailure) -> None:
-        reader = self.reader
-        reader.dead_letter.write(
-            failure.kind,
-            failure.reason,
-            self.ref,
-            record.position,
-            record.offset,
-            raw=record.raw.decode("utf-8", "replace"),
+    async def _dead_letter(self, failed: list[tuple[RawRecord, ParseFailure]]) -> None:
+        """Keep the records that could not be parsed (off the event loop), then settle
+        them: an entry is in the store before its record counts as done."""
+        reader, tracker = self.reader, self.task.tracker
+        await reader.dead_letter.write(
+            [
+                entry(
+                    failure.kind,
+                    failure.reason,
+                    self.ref,
+                    record.position,
+                    record.offset,
+                    raw=record.raw.decode("utf-8", "replace"),
+                )
+                for record, failure in failed
+            ]
         )
-        reader.telemetry.count("events_parse_failed")
-        self.task.tracker.count("parse_failed")
-        if self.task.tracker.counts["parse_failed"] > _LOGGED_PER_OBJECT:
-            return  # the rest are counted and in the dead-letter store; not logged again
-        reader.telemetry.warning(
-            "record not parsed, dead-lettered",
-            bucket=self.ref.bucket,
-            key=self.ref.key,
-            line=record.position,
-            reason=failure.reason,
-        )
+        for record, failure in failed:
+            tracker.pass_over(record.position, record.end)
+            reader.telemetry.count("events_parse_failed")
+            tracker.count("parse_failed")
+            if tracker.counts["parse_failed"] > _LOGGED_PER_OBJECT:
+                continue  # the rest are counted and in the dead-letter store
+            reader.telemetry.warning(
+                "record not parsed, dead-lettered",
+                bucket=self.ref.bucket,
+                key=self.ref.key,
+                line=record.position,
+                reason=failure.reason,
+            )

@@ -34,7 +34,7 @@ from s3lb.aws.notifications import UndecodableMessage, decode_notification
 from s3lb.aws.sqs import Message, SqsClient, SqsError
 from s3lb.checkpoint.checkpointer import Checkpointer
 from s3lb.crashpoints import crash_point
-from s3lb.retry import backoff_delay
+from s3lb.retry import Backoff
 from s3lb.sources.task import InputRuntime, ObjectTask
 from s3lb.telemetry import Telemetry
 
@@ -100,7 +100,7 @@ class SqsSource:
 
     async def poll(self, queue: QueueInput, send: trio.MemorySendChannel[ObjectTask]) -> None:
         """Receive from ``queue`` until cancelled, sending object tasks to ``send``."""
-        failures = 0
+        backoff = Backoff(1.0, 60.0)
         await self._learn_visibility(queue.queue_url)
         async with send:
             while True:
@@ -117,18 +117,17 @@ class SqsSource:
                 except SqsError as exc:
                     self._release_slots(taken)
                     self.telemetry.count("sqs_receive_errors")
-                    if failures == 0 or exc.code:
+                    if backoff.attempt == 0 or exc.code:
                         self.telemetry.warning(
                             "SQS receive failed; retrying with backoff",
                             queue=queue.queue_url,
                             reason=str(exc),
                         )
-                    await trio.sleep(backoff_delay(failures, 1.0, 60.0))
-                    failures += 1
+                    await backoff.sleep()
                     continue
-                if failures:
+                if backoff.attempt:
                     self.telemetry.info("SQS receive works again", queue=queue.queue_url)
-                failures = 0
+                backoff.reset()
                 self._release_slots(taken - len(messages))
                 self.telemetry.count("messages_received", len(messages))
                 # Every message of the batch is in flight (heartbeated) before the
@@ -256,6 +255,7 @@ class SqsSource:
             by_queue[message.queue_url].append(message)
         for batch in by_queue.values():
             crash_point("before_delete")
+            backoff = Backoff(1.0, 10.0)
             for attempt in range(3):
                 try:
                     with trio.fail_after(30):
@@ -264,7 +264,7 @@ class SqsSource:
                     self.telemetry.warning(
                         "SQS delete failed; retrying", reason=str(exc), attempt=attempt + 1
                     )
-                    await trio.sleep(backoff_delay(attempt, 1.0, 10.0))
+                    await backoff.sleep()
                     continue
                 self.telemetry.count("messages_deleted", len(batch) - len(failed))
                 for message, why in failed:

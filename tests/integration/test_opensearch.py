@@ -24,8 +24,10 @@ from typing import Any
 import httpx
 import pytest
 
+from s3lb.acks import BulkItem, ObjectTracker
 from s3lb.model import ObjectRef, document_id
 from s3lb.pipeline.parsing import ObjectParser
+from s3lb.sinks.elasticsearch.bulk import build_body, classify, delete_body
 from s3lb.sinks.elasticsearch.templates import FORMAT_FIELDS
 from tests.conftest import Aws, Daemon, wait_until
 from tests.integration.test_run import event_record
@@ -328,3 +330,32 @@ def test_data_stream_mode_creates_into_a_data_stream_with_the_template(
     backing = info["indices"][0]["index_name"]
     props = cluster.get(f"/{backing}/_mapping").json()[backing]["mappings"]["properties"]
     assert props["client_ip"]["type"] == "ip"
+
+
+def test_the_bulk_protocol_reads_the_nodes_own_answers(cluster: httpx.Client) -> None:
+    """The sans-IO protocol against real answers: created, already there (409), refused
+    by the mapping; the fast path holds only for an answer of 2xx items."""
+    index = prefix()
+    mapping = {"mappings": {"dynamic": "strict", "properties": {"n": {"type": "integer"}}}}
+    assert cluster.put(f"/{index}", json=mapping).status_code == 200
+    tracker = ObjectTracker(ObjectRef("b", "k", "e"), lambda _t: None)
+    good = [BulkItem(index, f"id{n}", b'{"n":%d}' % n, tracker, n) for n in range(3)]
+    bad = BulkItem(index, "bad", b'{"unknown":1}', tracker, 9)
+    headers = {"Content-Type": "application/x-ndjson"}
+
+    def send(body: bytes) -> bytes:
+        response = cluster.post("/_bulk", content=body, headers=headers)
+        assert response.status_code == 200
+        return response.content
+
+    first = send(build_body(good))
+    assert b'"errors":false' in first
+    assert [o for _, o, _ in classify(first, good)] == ["indexed"] * 3
+    again = classify(send(build_body([*good[:2], bad])), [*good[:2], bad])
+    assert [o for _, o, _ in again] == ["duplicate", "duplicate", "rejected"]
+    assert again[2][2].startswith("HTTP 400 strict_dynamic_mapping_exception")
+    deleted = classify(send(delete_body(index, ["id0", "missing"])), ["id0", "missing"])
+    assert [o for _, o, _ in deleted] == ["indexed", "rejected"]  # 200, then 404
+    cluster.post(f"/{index}/_refresh")
+    assert count(cluster, index) == 2
+    cluster.delete(f"/{index}")

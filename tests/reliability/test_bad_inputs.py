@@ -13,6 +13,8 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
+import time
 
 import pytest
 import trio
@@ -222,3 +224,29 @@ async def test_parse_failures_are_logged_a_few_times_per_object_and_all_dead_let
     logged = [r for r in caplog.records if r.getMessage() == "record not parsed, dead-lettered"]
     assert 0 < len(logged) <= 3
     assert rig.telemetry.counters["events_parse_failed"] == 200
+
+
+async def test_stopping_with_a_full_dead_letter_disk_is_a_clean_stop(
+    autojump_clock: MockClock, rig: Rig
+) -> None:
+    """Issue 16.7: a failed dead-letter write left its line in a buffer, and closing the
+    store at SIGTERM raised ENOSPC again: exit 1 with a traceback, no "s3lb stopped".
+    The store's file of the day is /dev/full here: every write is ENOSPC."""
+    directory = rig.state_dir / "dead-letter"
+    directory.mkdir(parents=True)
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    os.symlink("/dev/full", directory / f"dead-letter-{day}.ndjson")
+    poisoned = custom_object(1, alb_key(1), _lines(1, 3) + b"garbage\n")
+    rejected = custom_object(2, alb_key(2), _lines(2, 3))
+    rig.s3.upload([poisoned, rejected])
+    rig.es.item_plan = {rejected.doc_id(2): 400}
+    rig.send([poisoned, rejected])
+    telemetry = await rig.run(
+        rig.config(visibility_timeout="30s"),
+        lambda: (
+            rig.telemetry.counters["dead_letter_errors"] > 0
+            and rig.telemetry.counters["objects_failed"] > 0
+        ),
+        limit=600,
+    )  # run_pipeline returned: the store closed without raising
+    assert telemetry.counters["events_rejected"] == 0  # nothing settled without its entry

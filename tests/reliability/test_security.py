@@ -215,3 +215,66 @@ def test_a_self_signed_cluster_is_refused_unless_its_certificate_is_trusted(
         assert runner.terminate() == 0
     assert {i for _, i in fake_es.docs} == corpus.expected_ids()
     assert proxy.handshake_failures > 0
+
+
+class _EchoingProxy:
+    """An HTTP endpoint answering every request 401 with the request's headers in the
+    body, as some proxies' error pages do."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                echoed = "".join(f"{k}: {v}\n" for k, v in self.headers.items())
+                body = f"401 Unauthorized\n{echoed}Cookie: session=abc\n".encode()
+                self.send_response(401)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_PUT = do_POST = do_DELETE = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("auth", ["password", "api_key"])
+def test_a_401_that_echoes_the_request_headers_is_reported_without_them(
+    tmp_path: Path, auth: str
+) -> None:
+    """Issue 16.5: ``s3lb setup`` printed the whole 401 body, Authorization and all."""
+    secret = _sentinel("ES")
+    credentials = (
+        f"  username: elastic\n  password: {secret}\n"
+        if auth == "password"
+        else f"  api_key: s3lb-key:{secret}\n"
+    )
+    proxy = _EchoingProxy()
+    try:
+        (tmp_path / "s3lb.yml").write_text(
+            "s3lb:\n  state_dir: ./state\n  inputs: []\n"
+            f"output.elasticsearch:\n  hosts: [{proxy.url!r}]\n  index: logs\n"
+            f"  dead_letter_index: s3lb-dead\n{credentials}"
+        )
+        setup = _cli("setup", "-c", "s3lb.yml", cwd=tmp_path)
+        replay = _cli("replay-dead-letter", "-c", "s3lb.yml", "--timeout", "2s", cwd=tmp_path)
+    finally:
+        proxy.close()
+    assert "HTTP 401" in setup and "HTTP 401" in replay
+    for output in (setup, replay):
+        for form in _forms(secret):
+            assert form not in output
+        assert "session=abc" not in output

@@ -1,14 +1,27 @@
-"""Bulk encoding and per-item classification (sans-IO)."""
+"""The bulk protocol alone (sans-IO): encoding, decoding, outcomes, splits."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from s3lb.acks import BulkItem, ObjectTracker
 from s3lb.model import ObjectRef
-from s3lb.sinks.elasticsearch.bulk import build_body, classify, item_size, split_requests
+from s3lb.sinks.elasticsearch.bulk import (
+    build_body,
+    classify,
+    delete_body,
+    halves,
+    index_body,
+    item_size,
+    on_too_large,
+    outcome_of,
+    partition,
+    split_requests,
+)
 from s3lb.sinks.elasticsearch.indexes import IndexNamer
 
 
@@ -94,3 +107,82 @@ def test_a_document_larger_than_a_request_is_set_apart() -> None:
     requests, oversize = split_requests([batch[0], big, *batch[1:]], 100, 200)
     assert oversize == [big]
     assert requests == [batch]
+
+
+def answer(statuses: list[int], errors: bool, spacing: str = "") -> bytes:
+    """A bulk answer with one ``create`` item per status, ``errors`` as given."""
+    items = ",".join(
+        f'{{"create":{{"_index":"idx","_id":"x","status"{spacing}:{spacing}{s}}}}}'
+        for s in statuses
+    )
+    return f'{{"took":3,"errors":{json.dumps(errors)},"items":[{items}]}}'.encode()
+
+
+def test_errors_false_over_failed_items_is_not_trusted() -> None:
+    """Issue 16.9: a proxy answering errors:false with 429 items lost those documents."""
+    out = classify(answer([201, 429, 503], errors=False), items(3))
+    assert [o for _, o, _ in out] == ["indexed", "retry", "retry"]
+    out = classify(answer([201, 400], errors=False, spacing=" "), items(2))
+    assert [o for _, o, _ in out] == ["indexed", "rejected"]
+
+
+@given(st.lists(st.sampled_from([200, 201, 409, 400, 404, 413, 429, 500, 503]), min_size=1))
+def test_each_item_gets_the_outcome_of_its_status_whatever_errors_says(
+    statuses: list[int],
+) -> None:
+    sent = items(len(statuses))
+    for errors in (True, False):
+        out = classify(answer(statuses, errors), sent)
+        assert [o for _, o, _ in out] == [outcome_of(s) for s in statuses]
+        assert [i for i, _, _ in out] == sent
+
+
+@given(st.lists(st.sampled_from(["indexed", "duplicate", "retry", "rejected"])))
+def test_a_partition_keeps_every_item_once_in_order(outcomes: list[str]) -> None:
+    results = [
+        (n, o, f"r{n}" if o in ("retry", "rejected") else "") for n, o in enumerate(outcomes)
+    ]
+    part = partition(results)  # type: ignore[arg-type]
+    groups = [part.indexed, part.duplicate, part.retry, [n for n, _ in part.rejected]]
+    assert sorted(n for g in groups for n in g) == list(range(len(outcomes)))
+    assert all(g == sorted(g) for g in groups)
+    assert sum(part.retry_reasons.values()) == len(part.retry)
+
+
+@given(st.lists(st.integers(0, 2000), min_size=1, max_size=60), st.integers(1, 20))
+def test_requests_keep_order_and_limits_and_halves_cover_the_request(
+    sizes: list[int], max_items: int
+) -> None:
+    tracker = ObjectTracker(ObjectRef("b", "k", "e"), lambda _t: None)
+    batch = [
+        BulkItem("idx", f"id{n}", b'"%s"' % (b"x" * s), tracker, n) for n, s in enumerate(sizes)
+    ]
+    requests, oversize = split_requests(batch, max_items, 1500)
+    assert [i for r in requests for i in r] == [i for i in batch if i not in oversize]
+    assert all(len(r) <= max_items and len(build_body(r)) <= 1500 for r in requests)
+    assert all(item_size(i) > 1500 for i in oversize)
+    for request in requests:
+        first, second = halves(request)
+        assert first + second == request and abs(len(first) - len(second)) <= 1
+
+
+def test_a_413_splits_and_a_lone_document_is_rejected_only_if_really_large() -> None:
+    assert on_too_large(2, 100, 0) == "split"
+    assert on_too_large(1, 5000, 3000) == "reject"  # the cluster took smaller ones only
+    assert on_too_large(1, 5000, 8000) == "outage"  # the cluster took larger bodies before
+    assert on_too_large(1, 5000, 0) == "outage"  # nothing got in yet, and it is small
+    assert on_too_large(1, 100_000, 0) == "reject"
+
+
+def test_index_and_delete_bodies_are_ndjson_actions() -> None:
+    body = index_body([("dl", "a1", {"k": "v"}), ("dl", 'q"', {"n": 1})])
+    assert [json.loads(line) for line in body.decode().splitlines()] == [
+        {"index": {"_index": "dl", "_id": "a1"}},
+        {"k": "v"},
+        {"index": {"_index": "dl", "_id": 'q"'}},
+        {"n": 1},
+    ]
+    assert [json.loads(line) for line in delete_body("dl", ["a", "b"]).splitlines()] == [
+        {"delete": {"_index": "dl", "_id": "a"}},
+        {"delete": {"_index": "dl", "_id": "b"}},
+    ]

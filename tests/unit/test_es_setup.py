@@ -1,18 +1,20 @@
-"""``s3lb setup``: which templates, composed of what, installed idempotently."""
+"""``s3lb setup``: which templates, composed of what, installed idempotently on the
+real OpenSearch node, and what the node then maps."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
 from s3lb.cli.main import main
-from s3lb.cli.setup import configured_formats, install, plan
-from s3lb.config import loads
+from s3lb.config import ElasticsearchOutput, loads
 from s3lb.errors import ConfigError, SinkUnavailable
 from s3lb.formats import FORMATS
+from s3lb.sinks.elasticsearch.setup import configured_formats, install, plan
 
 CONFIG = """
 s3lb:
@@ -59,34 +61,61 @@ def test_auto_takes_every_format_and_data_streams_and_the_dead_letter_index_get_
         plan(config.output.elasticsearch, ["syslog"])
 
 
-async def test_setup_puts_each_template_and_running_it_again_sends_the_same() -> None:
-    seen: list[tuple[str, str, object]] = []
-
-    def cluster(request: httpx.Request) -> httpx.Response:
-        seen.append((request.method, request.url.path, json.loads(request.content)))
-        return httpx.Response(200, json={"acknowledged": True})
-
-    config, _ = loads(CONFIG)
+def node_output(url: str, index: str) -> ElasticsearchOutput:
+    config, _ = loads(f"output.elasticsearch: {{hosts: [{url!r}], index: {index!r}}}")
     assert config.output.elasticsearch is not None
-    steps = plan(config.output.elasticsearch, ["alb"])
-    lines = await install(config.output.elasticsearch, steps, httpx.MockTransport(cluster))
-    first = list(seen)
-    await install(config.output.elasticsearch, steps, httpx.MockTransport(cluster))
-    assert seen == first + first
-    assert [(m, p) for m, p, _ in first] == [("PUT", path) for path, _ in steps]
-    assert lines[0] == "installed component template s3lb-base"
-    assert lines[-1] == "installed index template s3lb-lb"
+    return config.output.elasticsearch
 
 
-async def test_a_refused_template_is_an_error_naming_it() -> None:
-    def cluster(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(400, json={"error": {"type": "mapper_parsing_exception"}})
+async def test_setup_installs_the_templates_and_a_rerun_says_unchanged(opensearch_url: str) -> None:
+    name = f"t{uuid.uuid4().hex[:10]}"
+    output = node_output(opensearch_url, name + "-%{+yyyy.MM.dd}")
+    steps = plan(output, ["alb"])
+    first = await install(output, steps)
+    assert first[-1] == f"installed index template s3lb-{name}"
+    assert await install(output, steps) == [
+        "unchanged component template s3lb-base",
+        "unchanged component template s3lb-format-alb",
+        f"unchanged index template s3lb-{name}",
+    ]
+    # A changed plan (another format) installs what changed only.
+    again = await install(output, plan(output, ["alb", "vpcflow"]))
+    assert again == [
+        "unchanged component template s3lb-base",
+        "unchanged component template s3lb-format-alb",
+        again[2],  # s3lb-format-vpcflow: installed by this or an earlier test
+        f"installed index template s3lb-{name}",
+    ]
+    async with httpx.AsyncClient(base_url=opensearch_url, timeout=30) as node:
+        stored = (await node.get(f"/_index_template/s3lb-{name}")).json()
+        (template,) = stored["index_templates"]
+        assert template["index_template"]["index_patterns"] == [f"{name}-*"]
+        assert template["index_template"]["composed_of"] == [
+            "s3lb-base",
+            "s3lb-format-alb",
+            "s3lb-format-vpcflow",
+        ]
+        # An index created afterwards gets the formats' real mappings.
+        index = f"{name}-2025.01.01"
+        assert (await node.put(f"/{index}")).status_code == 200
+        mappings = (await node.get(f"/{index}/_mapping")).json()[index]["mappings"]
+        assert mappings["properties"]["client_ip"]["type"] == "ip"
+        assert mappings["properties"]["@timestamp"]["type"] == "date"
+        await node.delete(f"/{index}")
+        await node.delete(f"/_index_template/s3lb-{name}")
 
-    config, _ = loads(CONFIG)
-    assert config.output.elasticsearch is not None
-    steps = plan(config.output.elasticsearch, ["alb"])
-    with pytest.raises(SinkUnavailable, match=r"s3lb-base.*HTTP 400.*mapper_parsing"):
-        await install(config.output.elasticsearch, steps, httpx.MockTransport(cluster))
+
+async def test_a_refused_template_is_an_error_naming_it(opensearch_url: str) -> None:
+    output = node_output(opensearch_url, "x")
+    name = f"t{uuid.uuid4().hex[:10]}-bad"
+    steps = [
+        (
+            f"/_component_template/{name}",
+            {"template": {"mappings": {"properties": {"n": {"type": "no-such-type"}}}}},
+        )
+    ]
+    with pytest.raises(SinkUnavailable, match=rf"{name}.*HTTP 400.*mapper_parsing"):
+        await install(output, steps)
 
 
 def test_print_shows_the_templates_without_a_cluster(

@@ -20,7 +20,6 @@ from collections.abc import AsyncGenerator, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import botocore.credentials
 import botocore.exceptions
@@ -32,6 +31,8 @@ from aws_requests_auth.aws_auth import AWSRequestsAuth
 
 from s3lb.config import AwsAuth, ElasticsearchOutput, Ssl
 from s3lb.errors import ConfigError, SinkUnavailable
+from s3lb.sinks.elasticsearch.redact import redact_url
+from s3lb.telemetry import Telemetry
 
 __all__ = [
     "Cluster",
@@ -44,13 +45,22 @@ __all__ = [
 
 class Cluster:
     """The hosts of an output, in order: a refused connection or a timeout fails over
-    to the next host, and the next request starts from there."""
+    to the next host, and the next request starts from there.
+
+    ``timeout`` bounds each whole request (sending, waiting, reading the answer), not
+    only each read: a proxy trickling a byte at a time cannot hold a worker forever.
+    """
 
     def __init__(
-        self, config: ElasticsearchOutput, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        config: ElasticsearchOutput,
+        transport: httpx.AsyncBaseTransport | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.hosts = config.host_urls()
         self.client = open_client(config, transport)
+        self.timeout = config.timeout
+        self.telemetry = telemetry
         self._current = 0
 
     async def request(
@@ -70,13 +80,22 @@ class Cluster:
         last = ""
         for _ in range(len(self.hosts)):
             url = self.hosts[self._current] + path
-            try:
-                return await self.client.request(
-                    method, url, content=content, json=json, headers=headers
+            with trio.move_on_after(self.timeout):
+                try:
+                    return await self.client.request(
+                        method, url, content=content, json=json, headers=headers
+                    )
+                except httpx.HTTPError as exc:
+                    last = f"{method} {redact_url(url)}: {_describe(exc)}"
+                    self.fail_over()
+                    continue
+            last = f"{method} {redact_url(url)}: no complete answer within {self.timeout:g}s"
+            self.fail_over()
+            if self.telemetry is not None:
+                self.telemetry.count("cluster_request_timeouts")
+                self.telemetry.warning(
+                    "cluster request timed out: cut off, failing over", reason=last
                 )
-            except httpx.HTTPError as exc:
-                self.fail_over()
-                last = f"{method} {redact_url(url)}: {_describe(exc)}"
         raise SinkUnavailable(last)
 
     def fail_over(self) -> None:
@@ -92,17 +111,6 @@ class Cluster:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-
-def redact_url(url: object) -> str:
-    """``url`` with the password of its user info (``user:pass@host``) masked, for
-    messages and logs."""
-    text = str(url)
-    parts = urlsplit(text)
-    if parts.password is None:
-        return text
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def _describe(exc: BaseException) -> str:

@@ -9,14 +9,18 @@ every item (see :mod:`s3lb.sinks.elasticsearch.bulk`):
 - other 4xx items go to the dead-letter store (the files, or ``dead_letter_index``)
   with their document, S3 location and reason, and count as settled;
 - a request answered 413 (too large for the cluster) is split in halves, down to a
-  single document, which is then dead-lettered; a document larger than
-  ``bulk_max_bytes`` is dead-lettered without being sent.
+  single document, which is then dead-lettered, unless it is no larger than a body
+  the cluster took (or, before it took any, small): then the endpoint refuses
+  everything, an outage retried with backoff (:func:`~.bulk.on_too_large`); 413s are
+  logged once a minute at most. A document larger than ``bulk_max_bytes`` is
+  dead-lettered without being sent.
 
-A request that fails as a whole (refused connection, timeout, 429, 5xx, 401/403, an
-unreadable answer) is retried whole, with backoff, and acknowledges nothing; refused
-connections and timeouts fail over to the next host first. While a worker retries it
-takes nothing new: the channels fill and backpressure reaches the readers and the SQS
-pollers.
+Dead-letter entries are written off the event loop, before their items settle. A
+request that fails as a whole (refused connection, no complete answer within
+``timeout``, 429, 5xx, 401/403, an unreadable answer) is retried whole, with
+backoff, and acknowledges nothing; refused connections and timeouts fail over to the
+next host first. While a worker retries it takes nothing new: the channels fill and
+backpressure reaches the readers and the SQS pollers.
 """
 
 from __future__ import annotations
@@ -24,22 +28,31 @@ from __future__ import annotations
 import gzip
 import hashlib
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
-import msgspec
 import trio
 
 from s3lb.acks import settle
 from s3lb.config import ElasticsearchOutput
-from s3lb.deadletter import DeadLetter
+from s3lb.deadletter import DeadLetter, entry
 from s3lb.errors import SinkUnavailable
-from s3lb.retry import backoff_delay
-from s3lb.sinks.elasticsearch.bulk import build_body, classify, item_size, split_requests
-from s3lb.sinks.elasticsearch.client import Cluster, redact_url
+from s3lb.retry import Backoff
+from s3lb.sinks.elasticsearch.bulk import (
+    build_body,
+    classify,
+    halves,
+    index_body,
+    item_size,
+    on_too_large,
+    partition,
+    split_requests,
+)
+from s3lb.sinks.elasticsearch.client import Cluster
+from s3lb.sinks.elasticsearch.redact import redact_url, short_reason
 from s3lb.telemetry import Telemetry
 
 if TYPE_CHECKING:
@@ -47,7 +60,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ElasticsearchSink", "dead_letter_entry_id"]
 
-_encoder = msgspec.json.Encoder()
+#: A persistent 413 is logged at most this often (seconds).
+_TOO_LARGE_LOG_EVERY = 60.0
 #: Bodies smaller than this are gzipped on the event loop; larger ones in a thread.
 _INLINE_GZIP = 256 * 1024
 
@@ -81,8 +95,14 @@ class ElasticsearchSink:
         self.config = config
         self.telemetry = telemetry
         self.dead_letter = dead_letter
-        self.cluster = Cluster(config, transport)
+        self.cluster = Cluster(config, transport, telemetry)
         self._down = False
+        #: The largest body the cluster took: a lone document no larger answered 413
+        #: is an outage, not a document to dead-letter.
+        self._largest_accepted = 0
+        #: When a 413 was last logged, and how many were not logged since.
+        self._too_large_logged = -float("inf")
+        self._too_large_quiet = 0
         #: Awaited after each delivered batch: returns once what it acknowledged is
         #: durable (the pipeline's checkpoints), so a crash re-sends at most one batch
         #: per worker.
@@ -180,7 +200,7 @@ class ElasticsearchSink:
     async def _send(self, items: list[BulkItem], work: deque[list[BulkItem]]) -> None:
         """Send one request's items until each is settled; on a 413, put both halves
         back at the front of ``work`` instead."""
-        attempt = 0
+        backoff = self._backoff()
         pending = items
         while pending:
             body = build_body(pending)
@@ -188,86 +208,109 @@ class ElasticsearchSink:
                 payload = await self._post(self._bulk_path, body, len(pending))
                 results = classify(payload, pending)
             except _TooLarge as exc:
-                self._came_back()
+                action = on_too_large(len(pending), len(body), self._largest_accepted)
                 self.telemetry.count("bulk_too_large")
-                if len(pending) == 1:
-                    await self._reject([(pending[0], str(exc))])
-                    return
-                self.telemetry.warning(
-                    "bulk request too large for the cluster; split in halves "
-                    "(lower bulk_max_bytes below the cluster's http.max_content_length)",
-                    items=len(pending),
-                    bytes=len(body),
-                )
-                half = len(pending) // 2
-                work.appendleft(pending[half:])
-                work.appendleft(pending[:half])
+                self._log_too_large(action, len(pending), len(body), str(exc))
+                if action == "outage":
+                    self._went_down(str(exc))
+                    await backoff.sleep()
+                    continue
+                self._came_back()
+                if action == "reject":
+                    await self._reject([(pending[0], str(exc))], logged=True)
+                else:
+                    work.extendleft(reversed(halves(pending)))
                 return
             except (SinkUnavailable, ValueError) as exc:
                 self._went_down(str(exc))
-                await self._pause(attempt)
-                attempt += 1
+                await backoff.sleep()
                 continue
             self._came_back()
-            retry = [item for item, outcome, _ in results if outcome == "retry"]
-            rejected = [(item, reason) for item, o, reason in results if o == "rejected"]
-            for outcome in ("indexed", "duplicate"):
-                done = [item for item, o, _ in results if o == outcome]
+            self._largest_accepted = max(self._largest_accepted, len(body))
+            outcomes = partition(results)
+            for outcome, done in (("indexed", outcomes.indexed), ("duplicate", outcomes.duplicate)):
                 if done:
                     self.telemetry.count(f"events_{outcome}", len(done))
                     settle(done, outcome)
-            if rejected:
-                await self._reject(rejected)
-            if retry:
-                self.telemetry.count("bulk_item_retries", len(retry))
-                reasons = Counter(r for _, o, r in results if o == "retry")
+            if outcomes.rejected:
+                await self._reject(outcomes.rejected)
+            if outcomes.retry:
+                self.telemetry.count("bulk_item_retries", len(outcomes.retry))
                 self.telemetry.warning(
-                    "bulk items will be retried", items=len(retry), reasons=dict(reasons)
+                    "bulk items will be retried",
+                    items=len(outcomes.retry),
+                    reasons=dict(outcomes.retry_reasons),
                 )
-                await self._pause(attempt)
-                attempt += 1
-            pending = retry
+                await backoff.sleep()
+            pending = outcomes.retry
 
-    async def _reject(self, rejected: Sequence[tuple[BulkItem, str]]) -> None:
-        """Keep each rejected document with its location and reason, then settle it."""
+    def _log_too_large(self, action: str, items: int, nbytes: int, reason: str) -> None:
+        """One line a minute at most: a persistent 413 must not flood the log."""
+        now = trio.current_time()
+        if now - self._too_large_logged < _TOO_LARGE_LOG_EVERY:
+            self._too_large_quiet += 1
+            return
+        what = {
+            "split": "bulk request too large for the cluster; split in halves "
+            "(lower bulk_max_bytes below the cluster's http.max_content_length)",
+            "reject": "document too large for the cluster alone; dead-lettered",
+            "outage": "the cluster refuses even a small request as too large; "
+            "retrying with backoff (check the proxy's body size limit)",
+        }[action]
+        self.telemetry.warning(
+            what, items=items, bytes=nbytes, reason=reason, not_logged=self._too_large_quiet
+        )
+        self._too_large_logged, self._too_large_quiet = now, 0
+
+    async def _reject(
+        self, rejected: Sequence[tuple[BulkItem, str]], *, logged: bool = False
+    ) -> None:
+        """Keep each rejected document with its location and reason, then settle it
+        (``logged``: the caller said so already, rate-limited)."""
         to_files = list(rejected)
         if self.config.dead_letter_index:
             to_files = await self._to_dead_letter_index(rejected)
-        unkept: set[int] = set()
-        for item, reason in to_files:
-            ref = item.tracker.ref
-            try:
-                self.dead_letter.write(
-                    "rejected",
-                    reason,
-                    ref,
-                    item.position,
-                    _index=item.index,
-                    _id=item.doc_id,
-                    document=item.source.decode("utf-8", "replace"),
-                )
-            except OSError as exc:
-                # Disk full, say: a document that cannot be kept is not settled, so its
-                # object stays unfinished and its message comes back later.
-                unkept.add(id(item))
-                self.telemetry.count("dead_letter_errors")
-                self.telemetry.error(
-                    "cannot write the dead-letter store; the document stays unsettled",
-                    bucket=ref.bucket,
-                    key=ref.key,
-                    position=item.position,
-                    reason=f"{type(exc).__name__}: {exc}",
-                )
+        lines = [
+            entry(
+                "rejected",
+                reason,
+                item.tracker.ref,
+                item.position,
+                _index=item.index,
+                _id=item.doc_id,
+                document=item.source.decode("utf-8", "replace"),
+            )
+            for item, reason in to_files
+        ]
         first_item, first_reason = rejected[0]
-        self.telemetry.warning(
-            "documents rejected by the cluster, dead-lettered",
-            documents=len(rejected) - len(unkept),
-            bucket=first_item.tracker.ref.bucket,
-            key=first_item.tracker.ref.key,
-            position=first_item.position,
-            reason=first_reason,
-        )
+        ref = first_item.tracker.ref
+        try:
+            await self.dead_letter.write(lines)
+        except OSError as exc:
+            # Disk full, say: a document that cannot be kept is not settled, so its
+            # object stays unfinished and its message comes back later.
+            self.telemetry.count("dead_letter_errors", len(lines))
+            self.telemetry.error(
+                "cannot write the dead-letter store; the documents stay unsettled",
+                documents=len(lines),
+                bucket=ref.bucket,
+                key=ref.key,
+                position=first_item.position,
+                reason=f"{type(exc).__name__}: {exc}",
+            )
+            unkept = {id(item) for item, _ in to_files}
+        else:
+            unkept = set()
         kept = [item for item, _ in rejected if id(item) not in unkept]
+        if kept and not logged:
+            self.telemetry.warning(
+                "documents rejected by the cluster, dead-lettered",
+                documents=len(kept),
+                bucket=ref.bucket,
+                key=ref.key,
+                position=first_item.position,
+                reason=first_reason,
+            )
         self.telemetry.count("events_rejected", len(kept))
         settle(kept, "rejected")
 
@@ -279,37 +322,27 @@ class ElasticsearchSink:
         index = self.config.dead_letter_index
         pending = list(rejected)
         refused: list[tuple[BulkItem, str]] = []
-        attempt = 0
+        backoff = self._backoff()
         while pending:
-            parts: list[bytes] = []
-            for item, reason in pending:
-                entry_id = dead_letter_entry_id(item.index, item.doc_id)
-                parts.append(_encoder.encode({"index": {"_index": index, "_id": entry_id}}) + b"\n")
-                parts.append(_encoder.encode(_index_entry(item, reason)) + b"\n")
+            body = index_body(
+                (index, dead_letter_entry_id(item.index, item.doc_id), _index_entry(item, reason))
+                for item, reason in pending
+            )
             try:
-                payload = await self._post("/_bulk", b"".join(parts), len(pending))
-                statuses = _statuses(payload, len(pending))
+                payload = await self._post("/_bulk", body, len(pending))
+                outcomes = partition(classify(payload, pending))
             except _TooLarge:
                 return refused + pending
             except (SinkUnavailable, ValueError) as exc:
                 self._went_down(str(exc))
-                await self._pause(attempt)
-                attempt += 1
+                await backoff.sleep()
                 continue
             self._came_back()
-            retry = []
-            for pair, status in zip(pending, statuses, strict=True):
-                if 200 <= status < 300:
-                    continue
-                if status == 429 or status >= 500:
-                    retry.append(pair)
-                else:
-                    refused.append(pair)
-            self.telemetry.count("dead_letter_index_entries", len(pending) - len(retry))
-            if retry:
-                await self._pause(attempt)
-                attempt += 1
-            pending = retry
+            refused += [pair for pair, _ in outcomes.rejected] + outcomes.duplicate
+            self.telemetry.count("dead_letter_index_entries", len(outcomes.indexed))
+            if outcomes.retry:
+                await backoff.sleep()
+            pending = outcomes.retry
         return refused
 
     async def _post(self, path: str, body: bytes, n_items: int) -> bytes:
@@ -334,18 +367,15 @@ class ElasticsearchSink:
         self.telemetry.observe("bulk_latency_seconds", trio.current_time() - started)
         if response.status_code == 200:
             return response.content
-        text = response.text[:300]
+        reason = short_reason(response.status_code, response.content)
         if response.status_code == 413:
-            raise _TooLarge(f"HTTP 413: request of {len(body)} bytes too large: {text}")
+            raise _TooLarge(f"{reason} (a request of {len(body)} bytes)")
         # Let the next attempt try another host: this one may be the sick one.
         self.cluster.fail_over()
-        raise SinkUnavailable(
-            f"{redact_url(response.url)}: HTTP {response.status_code} for {n_items} items: {text}"
-        )
+        raise SinkUnavailable(f"{redact_url(response.url)}: {reason} for {n_items} items")
 
-    async def _pause(self, attempt: int) -> None:
-        backoff = self.config.backoff
-        await trio.sleep(backoff_delay(attempt, backoff.init, backoff.max))
+    def _backoff(self) -> Backoff:
+        return Backoff(self.config.backoff.init, self.config.backoff.max)
 
     def _went_down(self, reason: str) -> None:
         self.telemetry.count("bulk_failures")
@@ -375,24 +405,3 @@ def _index_entry(item: BulkItem, reason: str) -> dict[str, Any]:
         "id": item.doc_id,
         "document": item.source.decode("utf-8", "replace"),
     }
-
-
-class _Item(msgspec.Struct):
-    status: int = 0
-
-
-class _Statuses(msgspec.Struct):
-    items: list[dict[str, _Item]] = []
-
-
-_statuses_decoder = msgspec.json.Decoder(_Statuses)
-
-
-def _statuses(payload: bytes, expected: int) -> list[int]:
-    try:
-        response = _statuses_decoder.decode(payload)
-    except msgspec.DecodeError as exc:
-        raise ValueError(f"unreadable bulk response: {exc}") from None
-    if len(response.items) != expected:
-        raise ValueError(f"bulk response has {len(response.items)} items for {expected} sent")
-    return [next(iter(entry.values()), _Item()).status for entry in response.items]
