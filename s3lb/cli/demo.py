@@ -28,12 +28,10 @@ from s3lb.telemetry import Telemetry
 
 __all__ = ["SAMPLES", "add_parser", "run_demo"]
 
-#: How to get moto, the demo's S3/SQS emulator: s3lb is installed from its repository.
+#: How to get moto, the demo's S3/SQS emulator (s3lb is installed from its repository).
 INSTALL_HINT = (
-    "s3lb demo needs moto (the demo extra). In a checkout of the s3lb repository: "
-    "pip install -e '.[demo]'; or from the repository's URL: "
-    "pip install 'git+<repository URL>#egg=s3lb[demo]'; or into this environment: "
-    "pip install 'moto[server]>=5.0'"
+    "s3lb demo needs moto, from the demo extra: pip install -e '.[demo]' in a checkout "
+    "of the s3lb repository, or pip install 'moto[server]>=5.0' into this environment"
 )
 
 

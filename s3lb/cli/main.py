@@ -85,7 +85,9 @@ def _report(error: BaseException, command: str, *, debug: bool) -> int:
         return _quiet_stdout()
     who = f"s3lb {command}"
     if isinstance(error, ConfigError):
-        status, line = Exit.USAGE, f"{who}: configuration error: {error}"
+        # An option (``-o``, ``--timeout``) names itself; a configuration key does not.
+        kind = "" if error.path.startswith("-") else "configuration error: "
+        status, line = Exit.USAGE, f"{who}: {kind}{error}"
     elif isinstance(error, CheckpointError):
         status, line = Exit.FAILED, f"{who}: checkpoint store: {error}"
     elif isinstance(error, S3lbError):
