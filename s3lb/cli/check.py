@@ -336,8 +336,8 @@ def _file_output(output: FileOutput) -> Check:
     if target == "-":
         return Check("ok", "output", "NDJSON on stdout")
     path = Path(target)
-    if path.is_dir():
-        return Check("FAIL", what, "is a directory, not a file")
+    if path.is_dir() or target.endswith("/"):
+        return Check("FAIL", what, "is a directory, not a file (or set output.file.filename)")
     if path.exists() and not os.access(path, os.W_OK):
         return Check("FAIL", what, "is not writable by this user")
     return _writable(path.parent, what, "its directory")

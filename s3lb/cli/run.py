@@ -1,4 +1,4 @@
-"""``s3lb run``: the pipeline under signal handling, systemd notification and metrics.
+"""``s3lb run``: the daemon: poll the queues, ship each notified object, until a signal.
 
 SIGTERM or SIGINT stops receiving at once and lets in-flight work drain for up to
 ``shutdown_timeout``; a second signal cancels the drain (what is unfinished is

@@ -58,6 +58,8 @@ def open_target(target: str, where: str = "output.file.path") -> BinaryIO:
     Raises:
         ConfigError: naming ``where``, when it cannot be created or opened.
     """
+    if target.endswith("/"):  # Path() would drop the slash and create a file
+        raise ConfigError(f"{target} names a directory: name a file (or set filename)", where)
     path = Path(target)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

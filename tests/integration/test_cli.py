@@ -20,6 +20,7 @@ from tests.conftest import Aws, Daemon, wait_until
 from tests.paths import SEED
 
 ALB = SEED / "alb.log"
+QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/q"
 
 
 def s3lb(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -45,7 +46,7 @@ def file_config(tmp_path: Path, extra: str = "", output: str = "./events.ndjson"
               wait_time: 1s
               inputs:
                 - type: sqs
-                  queues_url: ["https://sqs.us-east-1.amazonaws.com/123456789012/q"]
+                  queues_url: ["{QUEUE}"]
                   log_format: alb
             output.file.path: "{output}"
             bogus: 1
@@ -258,7 +259,7 @@ def es_config(tmp_path: Path) -> Path:
     path = tmp_path / "es.yml"
     path.write_text(
         "s3lb.inputs:\n  - type: sqs\n    log_format: auto\n"
-        "    queues_url: [https://sqs.us-east-1.amazonaws.com/123456789012/q]\n"
+        f"    queues_url: [{QUEUE}]\n"
         "output.elasticsearch.hosts: ['http://127.0.0.1:9']\n"
     )
     return path
@@ -303,7 +304,7 @@ def test_run_creates_a_missing_output_directory_and_writes_there(
 ) -> None:
     queue, bucket = aws.quiet_queue()
     config = file_config(tmp_path, output="./out/logs/events.ndjson").read_text()
-    run = daemon(config.replace("https://sqs.us-east-1.amazonaws.com/123456789012/q", queue))
+    run = daemon(config.replace(QUEUE, queue))
     aws.put(bucket, "a.log", ALB.read_bytes())
     out = tmp_path / "out" / "logs" / "events.ndjson"
     wait_until(lambda: out.exists() and len(out.read_text().splitlines()) == 5, 30, "events")
@@ -317,11 +318,7 @@ def test_run_and_check_refuse_an_output_directory_that_cannot_be_created(
 ) -> None:
     (tmp_path / "blocker").write_text("a file where the directory would go\n")
     config = file_config(tmp_path, output="./blocker/out/events.ndjson")
-    config.write_text(
-        config.read_text().replace(
-            "https://sqs.us-east-1.amazonaws.com/123456789012/q", aws.queue()
-        )
-    )
+    config.write_text(config.read_text().replace(QUEUE, aws.queue()))
     run = s3lb("run", cwd=tmp_path)
     assert run.returncode == 2, run.stderr
     assert "Traceback" not in run.stderr
@@ -383,3 +380,20 @@ def test_state_shortens_keys_to_the_terminal_and_prints_them_whole_into_a_pipe(
     assert row.rstrip().endswith("/tail_20240501.log.gz"), row
     assert "…" in row
     assert all(len(line) <= 100 for line in lines if line.startswith(("STATUS", "in_")))
+
+
+def test_an_output_path_naming_a_directory_is_refused_by_check_and_run(
+    aws: Aws, tmp_path: Path
+) -> None:
+    config = file_config(tmp_path, output="./out/")
+    config.write_text(config.read_text().replace(QUEUE, aws.queue()))
+    check = s3lb("check", "--timeout", "5s", cwd=tmp_path)
+    assert check.returncode == 1, check.stdout
+    assert "FAIL  output file ./out/: is a directory, not a file" in check.stdout
+    run = s3lb("run", cwd=tmp_path)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.stderr.splitlines()[-1].startswith(
+        "s3lb run: configuration error: output.file.path: ./out/ names a directory"
+    )
+    assert not (tmp_path / "out").exists()
