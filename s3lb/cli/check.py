@@ -35,7 +35,7 @@ import trio
 from s3lb.aws.session import AwsSession
 from s3lb.aws.sqs import SqsClient, SqsError
 from s3lb.checkpoint import space_needed
-from s3lb.cli.common import Exit, duration, load_config, redact_text
+from s3lb.cli.common import Exit, duration, load_config, redact_text, run_trio
 from s3lb.config import Config, ElasticsearchOutput, FileOutput
 from s3lb.errors import ConfigError, S3lbError
 from s3lb.pipeline.importer import parse_bucket_url
@@ -87,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
         return Exit.USAGE
     checks = [Check("ok", "configuration", _describe(config, args.config))]
     checks += [Check("warn", "configuration", w) for w in warnings]
-    checks += trio.run(run_checks, config, args.timeout)
+    checks += run_trio(run_checks, config, args.timeout)
     for check in checks:
         print(check.line(), file=out)
     failed = sum(c.status == "FAIL" for c in checks)

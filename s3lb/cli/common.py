@@ -7,7 +7,7 @@ import argparse
 import re
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -131,7 +131,10 @@ def unwrap(error: BaseException) -> BaseException:
     return error
 
 
-def run_trio(fn: Callable[..., Awaitable[int]], *args: Any) -> int:
+_T = TypeVar("_T")
+
+
+def run_trio(fn: Callable[..., Awaitable[_T]], *args: Any) -> _T:
     """``trio.run``, with the error to report taken out of exception groups."""
     try:
         return trio.run(fn, *args)
