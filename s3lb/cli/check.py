@@ -35,8 +35,10 @@ import trio
 from s3lb.aws.session import AwsSession
 from s3lb.aws.sqs import SqsClient, SqsError
 from s3lb.checkpoint import space_needed
-from s3lb.config import Config, ElasticsearchOutput, FileOutput, load
+from s3lb.cli.common import Exit, duration, load_config, redact_text, run_trio
+from s3lb.config import Config, ElasticsearchOutput, FileOutput
 from s3lb.errors import ConfigError, S3lbError
+from s3lb.pipeline.importer import parse_bucket_url
 from s3lb.sinks.elasticsearch.client import redact_url
 
 __all__ = ["Check", "add_parser", "run_checks"]
@@ -53,8 +55,8 @@ class Check:
     detail: str
 
     def line(self) -> str:
-        """``ok    queue https://…: 3 visible, …``"""
-        return f"{self.status:<5} {self.what}: {self.detail}"
+        """``ok    queue https://…: 3 visible, …``, with any password masked."""
+        return redact_text(f"{self.status:<5} {self.what}: {self.detail}")
 
 
 def add_parser(commands: Any) -> None:
@@ -63,34 +65,37 @@ def add_parser(commands: Any) -> None:
         "check",
         help="validate the configuration and reach the queues, buckets and cluster",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-c", "--config", default="s3lb.yml", help="configuration file")
     parser.add_argument(
-        "--timeout", type=float, default=10.0, help="seconds allowed to each check (default 10)"
+        "--timeout",
+        type=duration,
+        default=10.0,
+        metavar="DURATION",
+        help="time allowed to each check: 10, 10s, 1m… (default: 10s)",
     )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     out = sys.stdout
+    warnings: list[str] = []
     try:
-        config, warnings = load(args.config)
+        config = load_config(args, warnings.append)
     except ConfigError as exc:
         print(Check("FAIL", "configuration", str(exc)).line(), file=out)
         print("s3lb check: the configuration is invalid", file=out)
-        return 2
+        return Exit.USAGE
     checks = [Check("ok", "configuration", _describe(config, args.config))]
     checks += [Check("warn", "configuration", w) for w in warnings]
-    checks += trio.run(run_checks, config, args.timeout)
+    checks += run_trio(run_checks, config, args.timeout)
     for check in checks:
         print(check.line(), file=out)
     failed = sum(c.status == "FAIL" for c in checks)
     if failed:
         print(f"s3lb check: {failed} of {len(checks)} checks failed", file=out)
-        return 1
+        return Exit.FAILED
     print(f"s3lb check: all {len(checks)} checks passed", file=out)
-    return 0
+    return Exit.OK
 
 
 def _describe(config: Config, path: str) -> str:
@@ -147,6 +152,7 @@ def _queues(config: Config) -> list[str]:
 
 
 def _buckets(config: Config) -> list[str]:
+    """The bucket URLs of the ``type: s3`` inputs, as written (``s3://bucket/prefix``)."""
     return [b for i in config.settings.inputs if i.type == "s3" for b in i.buckets]
 
 
@@ -257,16 +263,20 @@ _S3_HINTS = {
 }
 
 
-async def _bucket(session: AwsSession, http: httpx.AsyncClient, bucket: str) -> Check:
-    what = f"bucket {bucket}"
+async def _bucket(session: AwsSession, http: httpx.AsyncClient, bucket_url: str) -> Check:
+    """A one-key ListObjectsV2 under the prefix of ``bucket_url``, as ``s3lb import``
+    lists it."""
+    what = f"bucket {bucket_url}"
+    bucket, prefix = parse_bucket_url(bucket_url, "buckets")  # ConfigError: a FAIL line
+    query = "list-type=2&max-keys=1" + (f"&prefix={quote(prefix, safe='')}" if prefix else "")
     region = session.default_region or "us-east-1"
     for _attempt in range(2):
         endpoint = session.endpoint("s3", region)
         if session.has_custom_endpoint("s3", region) or not _DNS_BUCKET.match(bucket):
-            url = f"{endpoint}/{quote(bucket, safe='')}?list-type=2&max-keys=1"
+            url = f"{endpoint}/{quote(bucket, safe='')}?{query}"
         else:
             scheme, host = endpoint.split("://", 1)
-            url = f"{scheme}://{bucket}.{host}/?list-type=2&max-keys=1"
+            url = f"{scheme}://{bucket}.{host}/?{query}"
         headers = await session.sign("GET", url, service="s3", region=region)
         try:
             response = await http.get(url, headers=headers)
@@ -292,7 +302,7 @@ async def _cluster(output: ElasticsearchOutput, url: str) -> Check:
     """``GET /`` on one host, with the output's own client (auth, TLS, SigV4)."""
     from s3lb.sinks.elasticsearch.client import open_client  # late: only for a cluster output
 
-    what = f"cluster {url}"
+    what = f"cluster {redact_url(url)}"
     try:
         async with open_client(output) as client:
             response = await client.get(url + "/")
@@ -325,7 +335,12 @@ def _file_output(output: FileOutput) -> Check:
     what = f"output file {target}"
     if target == "-":
         return Check("ok", "output", "NDJSON on stdout")
-    return _writable(Path(target).parent, what, "its directory")
+    path = Path(target)
+    if path.is_dir() or target.endswith("/"):
+        return Check("FAIL", what, "is a directory, not a file (or set output.file.filename)")
+    if path.exists() and not os.access(path, os.W_OK):
+        return Check("FAIL", what, "is not writable by this user")
+    return _writable(path.parent, what, "its directory")
 
 
 #: Below this much free space, checkpoint commits will soon fail: a warning.
@@ -355,8 +370,12 @@ def _writable(directory: Path, what: str, name: str) -> Check:
         if os.access(directory, os.W_OK | os.X_OK):
             return Check("ok", what, "writable")
         return Check("FAIL", what, f"{name} is not writable by this user")
+    if directory.exists():
+        return Check("FAIL", what, f"{name} is not a directory")
     parent = next((p for p in directory.parents if p.exists()), Path("/"))
-    if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+    if not parent.is_dir():
+        return Check("FAIL", what, f"{name} cannot be created: {parent} is not a directory")
+    if os.access(parent, os.W_OK | os.X_OK):
         return Check("ok", what, f"will be created under {parent}")
     return Check("FAIL", what, f"{name} does not exist and {parent} is not writable")
 

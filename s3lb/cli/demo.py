@@ -9,6 +9,7 @@ and stops once every notification is processed. No AWS account is involved.
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import logging
 import os
@@ -16,13 +17,44 @@ import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import trio
 
+from s3lb.cli.common import Exit
 from s3lb.config import Config, loads
+from s3lb.sinks.file import open_target
 from s3lb.telemetry import Telemetry
 
-__all__ = ["SAMPLES", "run_demo"]
+__all__ = ["SAMPLES", "add_parser", "run_demo"]
+
+#: How to get moto, the demo's S3/SQS emulator (s3lb is installed from its repository).
+INSTALL_HINT = (
+    "s3lb demo needs moto, from the demo extra: pip install -e '.[demo]' in a checkout "
+    "of the s3lb repository, or pip install 'moto[server]>=5.0' into this environment"
+)
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``demo`` on the CLI's subcommands."""
+    parser = commands.add_parser(
+        "demo",
+        help="run the daemon end to end on a local S3/SQS (moto) with sample logs",
+        description=__doc__,
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        default="-",
+        metavar="FILE",
+        help="NDJSON output file, its directory created if missing (default: - = stdout)",
+    )
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    return run_demo(args.output)
+
 
 ACCOUNT = "123456789012"
 #: (bundled file, key AWS would write, gzip it)
@@ -56,12 +88,18 @@ SAMPLES = [
 
 
 def run_demo(output: str = "-", timeout: float = 120.0) -> int:
-    """Run the demo; documents go to ``output`` (``-`` = stdout). Returns the exit code."""
+    """Run the demo; documents go to ``output`` (``-`` = stdout). Returns the exit code.
+
+    Raises:
+        ConfigError: ``output`` cannot be written (naming ``-o``).
+    """
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
-        print("s3lb demo needs moto: pip install 's3lb[demo]'")
-        return 2
+        print(INSTALL_HINT, file=sys.stderr)
+        return Exit.USAGE
+    if output != "-":
+        open_target(output, "-o").close()  # before moto starts: a bad path is said at once
     import botocore.session
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
@@ -124,7 +162,7 @@ output.file:
                 f"deleted ({c['messages_ignored']} without objects: the S3 test event)",
                 file=sys.stderr,
             )
-            return 0 if ok else 1
+            return Exit.OK if ok else Exit.FAILED
     finally:
         server.stop()
 

@@ -51,7 +51,6 @@ def add_parser(commands: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-c", "--config", default="s3lb.yml", help="configuration file")
     parser.add_argument(
         "--since", default=None, help="first LastModified to take, inclusive (ISO 8601)"
     )

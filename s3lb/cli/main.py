@@ -1,109 +1,128 @@
-"""The ``s3lb`` command line: ``run``, ``demo``, ``parse`` … and their exit codes.
+"""The ``s3lb`` command line: the command table, the parser, and the one place where
+an error becomes an exit status.
 
-Exit codes: 0 success; 1 a command's own failure (e.g. parse failures); 2 a
-configuration or usage error.
+Exit statuses (:class:`~s3lb.cli.common.Exit`): 0 success; 1 a command's own failure
+(a check failed, an object or a record could not be processed, the cluster or AWS
+could not be reached); 2 an invalid option or configuration; 70 a bug in s3lb;
+130 interrupted; 141 stdout closed by its reader (``| head``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
-
-import trio
+import traceback
+from collections.abc import Sequence
 
 from s3lb import __version__
-from s3lb.config import Config, load
+from s3lb.cli import check, demo, import_, parse, replay, run, setup, state
+from s3lb.cli.common import COMMON_DEFAULTS, Exit, add_common_options, redact_text, unwrap
+from s3lb.cli.common import run_trio as run_trio
+from s3lb.cli.helptext import HelpFormatter, Subcommands
 from s3lb.errors import CheckpointError, ConfigError, S3lbError
-from s3lb.telemetry import Telemetry, configure_logging
+from s3lb.telemetry import configure_logging
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
-#: Modules that each register one subcommand with ``add_parser(commands)``.
-_COMMAND_MODULES = [
-    "s3lb.cli.parse",
-    "s3lb.cli.setup",
-    "s3lb.cli.replay",
-    "s3lb.cli.check",
-    "s3lb.cli.state",
-    "s3lb.cli.import_",
-]
+#: Every command, in the order ``s3lb --help`` lists them. Each module registers its
+#: subcommand with ``add_parser(commands)`` and sets ``func(args) -> exit status``.
+COMMANDS = (run, import_, check, state, setup, replay, parse, demo)
 
+_EPILOG = """exit status: 0 success; 1 a command's own failure (a check failed, an object
+or record could not be processed, the cluster or AWS could not be reached); 2 an
+invalid option or configuration; 70 a bug in s3lb; 130 interrupted; 141 stdout
+closed by its reader.
 
-def _load_config(path: str, telemetry: Telemetry) -> Config:
-    config, warnings = load(path)
-    for warning in warnings:
-        telemetry.warning("configuration: " + warning, file=path)
-    return config
+s3lb COMMAND --help describes each command."""
 
 
-def run_trio(fn: Callable[..., Awaitable[int]], *args: Any) -> int:
-    """``trio.run``, with s3lb's own errors unwrapped from exception groups so that
-    :func:`main` can report them plainly."""
-    try:
-        return trio.run(fn, *args)
-    except BaseExceptionGroup as group:
-        ours, _ = group.split(S3lbError)
-        if ours is None:
-            raise
-        while isinstance(ours, BaseExceptionGroup):
-            ours = ours.exceptions[0]
-        raise ours from group
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    from s3lb.cli.run import serve
-
-    telemetry = Telemetry()
-    config = _load_config(args.config, telemetry)
-    return run_trio(serve, config, telemetry)
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from s3lb.cli.demo import run_demo
-
-    return run_demo(args.output)
-
-
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``s3lb`` and of every command of :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(
-        prog="s3lb", description="Ship AWS logs from S3 to Elasticsearch/OpenSearch."
+        prog="s3lb",
+        description="Ship AWS logs from S3 (announced on SQS) to Elasticsearch/OpenSearch.",
+        epilog=_EPILOG,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"s3lb {__version__}")
-    parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    add_common_options(parser)
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="one of these:"
     )
-    parser.add_argument("--log-format", default="text", choices=["text", "json"])
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    run = commands.add_parser("run", help="poll SQS and ship notified objects (the daemon)")
-    run.add_argument("-c", "--config", default="s3lb.yml", help="configuration file")
-    run.set_defaults(func=_cmd_run)
-
-    demo = commands.add_parser(
-        "demo", help="run the daemon end to end on a local S3/SQS (moto) with sample logs"
-    )
-    demo.add_argument("-o", "--output", default="-", help="NDJSON output file (default stdout)")
-    demo.set_defaults(func=_cmd_demo)
-
-    for name in _COMMAND_MODULES:
-        importlib.import_module(name).add_parser(commands)
+    table = Subcommands(commands)
+    for command in COMMANDS:
+        command.add_parser(table)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``s3lb`` console script."""
-    args = _parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except BrokenPipeError:  # --help or a usage message into a closed pipe
+        return _quiet_stdout()
+    for name, value in COMMON_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, value)
     configure_logging(args.log_level, args.log_format)
     try:
-        return int(args.func(args))
-    except ConfigError as exc:
-        print(f"s3lb: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except CheckpointError as exc:
-        print(f"s3lb: checkpoint store: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+        status = int(args.func(args))
+        sys.stdout.flush()  # inside the try: a reader gone is seen here, not at exit
+    except BaseException as exc:  # each kind has its exit status: _report
+        if isinstance(exc, SystemExit):
+            raise
+        return _report(exc, args.command, debug=args.log_level == "debug")
+    return status
+
+
+def _report(error: BaseException, command: str, *, debug: bool) -> int:
+    """Say what went wrong in one line on stderr; return the exit status for it."""
+    error = unwrap(error)
+    if isinstance(error, KeyboardInterrupt):
+        return Exit.INTERRUPTED
+    if isinstance(error, BrokenPipeError):
+        return _quiet_stdout()
+    who = f"s3lb {command}"
+    if isinstance(error, ConfigError):
+        # An option (``-o``, ``--timeout``) names itself; a configuration key does not.
+        kind = "" if error.path.startswith("-") else "configuration error: "
+        status, line = Exit.USAGE, f"{who}: {kind}{error}"
+    elif isinstance(error, CheckpointError):
+        status, line = Exit.FAILED, f"{who}: checkpoint store: {error}"
+    elif isinstance(error, S3lbError):
+        status, line = Exit.FAILED, f"{who}: {error}"
+    elif isinstance(error, OSError):
+        status, line = Exit.FAILED, f"{who}: {_os_error(error)}"
+    else:
+        status = Exit.BUG
+        line = (
+            f"{who}: unexpected error, a bug in s3lb {__version__}: "
+            f"{type(error).__name__}: {error}\nPlease report it to the s3lb maintainers "
+            "(an issue in the repository s3lb was installed from) with the command and "
+            "the output of the same command run with --log-level debug."
+        )
+    try:
+        if debug and status == Exit.BUG:
+            traceback.print_exception(error, file=sys.stderr)
+        print(redact_text(line), file=sys.stderr)
+    except OSError:
+        pass  # stderr is gone too: the status still tells
+    return status
+
+
+def _os_error(error: OSError) -> str:
+    """``/var/lib/s3lb: Permission denied`` rather than ``[Errno 13] …``."""
+    reason = error.strerror or str(error)
+    return f"{error.filename}: {reason}" if error.filename else reason
+
+
+def _quiet_stdout() -> int:
+    """Point stdout at /dev/null so that the interpreter's last flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return Exit.BROKEN_PIPE

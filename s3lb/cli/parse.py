@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 
 import msgspec
 
+from s3lb.cli.common import Exit
 from s3lb.errors import ObjectCorrupt
 from s3lb.formats import FORMATS, ParseError
 from s3lb.pipeline.framing import DEFAULT_MAX_LINE_BYTES, Decompressor
@@ -31,7 +32,6 @@ def add_parser(commands: Any) -> None:
         "parse",
         help="parse a local log file to NDJSON (what would be indexed)",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", nargs="?", default="-", help="log file, plain or gzip (- = stdin)")
     parser.add_argument(
@@ -51,17 +51,37 @@ def add_parser(commands: Any) -> None:
         metavar="NAME=VALUE",
         help="log_format_options entry (e.g. timestamp_field=time)",
     )
-    parser.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES)
+    parser.add_argument(
+        "--max-line-bytes",
+        type=_positive,
+        default=DEFAULT_MAX_LINE_BYTES,
+        metavar="N",
+        help="a longer line is reported as oversize instead of parsed",
+    )
     parser.set_defaults(func=_run)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of bytes, got {text!r}")
+    return value
+
+
 def _run(args: argparse.Namespace) -> int:
-    options = dict(item.split("=", 1) for item in args.option if "=" in item)
+    malformed = [item for item in args.option if "=" not in item]
+    if malformed:
+        print(f"s3lb parse: -o expects NAME=VALUE, got {malformed[0]!r}", file=sys.stderr)
+        return Exit.USAGE
+    options = dict(item.split("=", 1) for item in args.option)
     try:
         key_regex = re.compile(args.key_regex) if args.key_regex else None
     except re.error as exc:
         print(f"s3lb parse: invalid --key-regex: {exc}", file=sys.stderr)
-        return 2
+        return Exit.USAGE
     try:
         parser = ObjectParser(
             args.format,
@@ -74,17 +94,21 @@ def _run(args: argparse.Namespace) -> int:
             parser.format.validate_options(options)
     except (UnknownFormat, ValueError) as exc:
         print(f"s3lb parse: {exc}", file=sys.stderr)
-        return 2
-    stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+        return Exit.USAGE
+    try:
+        stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        print(f"s3lb parse: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return Exit.USAGE
     try:
         failures = parse_stream(stream, parser, sys.stdout.buffer, sys.stderr)
     except (UnknownFormat, ObjectCorrupt) as exc:
         print(f"s3lb parse: {exc}", file=sys.stderr)
-        return 1
+        return Exit.FAILED
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
-    return 1 if failures else 0
+    return Exit.FAILED if failures else Exit.OK
 
 
 def parse_stream(source: BinaryIO, parser: ObjectParser, out: BinaryIO, err: Any) -> int:

@@ -41,7 +41,6 @@ def add_parser(commands: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-c", "--config", default="s3lb.yml", help="configuration file")
     parser.add_argument(
         "--timeout",
         default="5m",

@@ -1,4 +1,4 @@
-"""``s3lb run``: the pipeline under signal handling, systemd notification and metrics.
+"""``s3lb run``: the daemon: poll the queues, ship each notified object, until a signal.
 
 SIGTERM or SIGINT stops receiving at once and lets in-flight work drain for up to
 ``shutdown_timeout``; a second signal cancels the drain (what is unfinished is
@@ -12,19 +12,35 @@ the event loop itself, and a ``STATUS=`` line every ``stats_interval``. With
 
 from __future__ import annotations
 
+import argparse
 import signal
 from collections.abc import Callable
+from typing import Any
 
 import trio
 
 from s3lb.aws.session import AwsSession
+from s3lb.cli.common import load_config, run_trio
 from s3lb.cli.systemd import Notifier, run_watchdog
 from s3lb.config import Config
 from s3lb.errors import ConfigError
 from s3lb.pipeline.wiring import run_pipeline
 from s3lb.telemetry import Telemetry
 
-__all__ = ["serve"]
+__all__ = ["add_parser", "serve"]
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``run`` on the CLI's subcommands."""
+    parser = commands.add_parser(
+        "run", help="poll SQS and ship the notified objects (the daemon)", description=__doc__
+    )
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    telemetry = Telemetry()
+    return run_trio(serve, load_config(args), telemetry)
 
 
 async def serve(

@@ -10,13 +10,16 @@ store's files are private to it.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from typing import Any
 
 from s3lb.checkpoint import ObjectState, open_store, open_store_readonly
+from s3lb.cli.common import Exit, duration, load_config
+from s3lb.cli.helptext import Subcommands
 from s3lb.cli.state_view import render_state
-from s3lb.config import load, parse_duration
+from s3lb.config import Settings
 
 __all__ = ["add_parser"]
 
@@ -27,23 +30,48 @@ def add_parser(commands: Any) -> None:
         "state",
         help="show or edit the checkpoint store",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-c", "--config", default="s3lb.yml", help="configuration file")
-    parser.add_argument("--json", action="store_true", help="one JSON document")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON document listing everything, instead of the table (whose keys are "
+        "shortened to the terminal's width)",
+    )
     parser.set_defaults(func=_show)
-    actions = parser.add_subparsers(dest="action")
+    actions = Subcommands(
+        parser.add_subparsers(
+            dest="action", metavar="ACTION", help="without one, list what the store holds:"
+        )
+    )
     prune = actions.add_parser("prune", help="forget finished objects older than a duration")
-    prune.add_argument("--older-than", default="", help="duration (default: done_retention)")
+    prune.add_argument(
+        "--older-than",
+        type=duration,
+        default=None,
+        metavar="DURATION",
+        help="e.g. 7d, 12h (default: s3lb.done_retention of the configuration)",
+    )
     prune.set_defaults(func=_prune)
-    forget = actions.add_parser("forget", help="forget one object (every version)")
-    forget.add_argument("object", metavar="BUCKET/KEY")
+    forget = actions.add_parser(
+        "forget",
+        help="forget one object (every version): its next notification reads it from the start",
+    )
+    forget.add_argument(
+        "object", metavar="BUCKET/KEY", help="the object, as bucket/key or s3://bucket/key"
+    )
     forget.set_defaults(func=_forget)
 
 
-def _state_dir(args: argparse.Namespace) -> tuple[str, Any]:
-    config, _ = load(args.config)
+def _state_dir(args: argparse.Namespace) -> tuple[str, Settings]:
+    config = load_config(args)
     return config.settings.state_dir, config.settings
+
+
+def _width() -> int | None:
+    """The terminal's width when stdout is one; None (no limit) when it is piped."""
+    if not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -51,25 +79,28 @@ def _show(args: argparse.Namespace) -> int:
     store = open_store_readonly(state_dir)
     if store is None:
         print(f"s3lb state: no checkpoint store under {state_dir} yet", file=sys.stderr)
-        print(render_state([], [], args.json))
-        return 0
+        print(render_state([], [], args.json), end="")
+        return Exit.OK
     try:
-        print(render_state(store.objects(), store.cursors(), args.json, usage=store.usage()))
+        text = render_state(
+            store.objects(), store.cursors(), args.json, usage=store.usage(), width=_width()
+        )
     finally:
         store.close()
-    return 0
+    print(text, end="")
+    return Exit.OK
 
 
 def _prune(args: argparse.Namespace) -> int:
     state_dir, settings = _state_dir(args)
-    retention = parse_duration(args.older_than) if args.older_than else settings.done_retention
+    retention = settings.done_retention if args.older_than is None else args.older_than
     store = open_store(state_dir, map_size=settings.checkpoint.map_size)
     try:
         pruned = store.prune(time.time() - retention)
     finally:
         store.close()
     print(f"s3lb state: forgot {pruned} finished objects")
-    return 0
+    return Exit.OK
 
 
 def _forget(args: argparse.Namespace) -> int:
@@ -86,6 +117,6 @@ def _forget(args: argparse.Namespace) -> int:
         store.close()
     if not victims:
         print(f"s3lb state: s3://{bucket}/{key} is not in the store", file=sys.stderr)
-        return 1
+        return Exit.FAILED
     print(f"s3lb state: forgot {len(victims)} version(s) of s3://{bucket}/{key}")
-    return 0
+    return Exit.OK

@@ -1,12 +1,14 @@
 """``s3lb state`` output: the checkpoint store as a human table or one JSON document.
 
 Pure: takes what :mod:`s3lb.checkpoint` read and returns text. Timestamps are UTC
-ISO 8601 strings (``2024-05-01T12:00:00.000Z``), ``null``/``-`` when unset.
+ISO 8601 strings (``2024-05-01T12:00:00.000Z``), ``null``/``-`` when unset. Given a
+width (a terminal's), table rows fit in it: object keys and job names lose their
+middle, errors and last keys their end, so that a key's file name stays readable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +29,7 @@ def render_state(
     *,
     usage: StoreUsage | None = None,
     max_done_rows: int = 50,
+    width: int | None = None,
 ) -> str:
     """Render the store's content.
 
@@ -38,13 +41,15 @@ def render_state(
         usage: the store's size figures, shown when given.
         max_done_rows: the table lists at most this many ``done`` objects (the most
             recent); JSON lists all.
+        width: the most characters a table row may take (None: no limit; JSON is never
+            shortened).
 
     Returns:
         The text, ending with a newline.
     """
     if as_json:
         return _json(objects, cursors, usage)
-    return _table(objects, cursors, usage, max_done_rows)
+    return _table(objects, cursors, usage, max_done_rows, width)
 
 
 def _iso(ts: float) -> str | None:
@@ -111,12 +116,53 @@ def _size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _grid(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def _cut_middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, its middle replaced by ``…``; the
+    tail (a key's file name) keeps three quarters of the room."""
+    if len(text) <= width:
+        return text
+    if width < 2:
+        return text[len(text) - width :] if width > 0 else ""
+    head = (width - 1) // 4
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+
+
+def _cut_end(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+#: A column that may be narrowed to fit a width: (its index, its least width, how its
+#: cells are shortened). The first listed gives up room first.
+Squeeze = tuple[int, int, Callable[[str, int], str]]
+
+
+def _grid(
+    header: tuple[str, ...],
+    rows: list[tuple[str, ...]],
+    width: int | None = None,
+    squeeze: Sequence[Squeeze] = (),
+) -> list[str]:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
-    ]
+    cutters: dict[int, Callable[[str, int], str]] = {}
+    if width is not None:
+        excess = sum(widths) + 2 * (len(widths) - 1) - width
+        for index, least, cut in squeeze:
+            if excess <= 0:
+                break
+            taken = min(excess, max(widths[index] - max(least, len(header[index])), 0))
+            if taken:
+                widths[index] -= taken
+                excess -= taken
+                cutters[index] = cut
+    lines = []
+    for row in [header, *rows]:
+        cells = [
+            cutters[i](cell, widths[i]) if i in cutters else cell for i, cell in enumerate(row)
+        ]
+        lines.append(
+            "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()
+        )
+    return lines
 
 
 def _table(
@@ -124,6 +170,7 @@ def _table(
     cursors: Sequence[ImportCursor],
     usage: StoreUsage | None,
     max_done_rows: int,
+    width: int | None,
 ) -> str:
     lines: list[str] = []
     if usage is not None:
@@ -158,7 +205,8 @@ def _table(
             for o in shown
         ]
         header = ("STATUS", "ACKED", "OFFSET", "UPDATED", "VERSION", "OBJECT", "ERROR")
-        lines += _grid(header, rows)
+        squeeze = [(6, 16, _cut_end), (5, 24, _cut_middle), (6, 5, _cut_end)]
+        lines += _grid(header, rows, width, squeeze)
     hidden = len(done) - max_done_rows
     if hidden > 0:
         lines.append(f"... and {hidden} older done objects (--json lists all)")
@@ -177,5 +225,7 @@ def _table(
             )
             for c in cursors
         ]
-        lines += _grid(("JOB", "STATE", "DONE", "FAILED", "UPDATED", "LAST KEY"), rows)
+        header = ("JOB", "STATE", "DONE", "FAILED", "UPDATED", "LAST KEY")
+        squeeze = [(5, 16, _cut_middle), (0, 16, _cut_middle), (5, 8, _cut_middle)]
+        lines += _grid(header, rows, width, squeeze)
     return "\n".join(lines) + "\n"

@@ -35,7 +35,7 @@ from s3lb.errors import ConfigError
 from s3lb.pipeline.objects import ObjectReader
 from s3lb.sinks.elasticsearch.indexes import IndexNamer
 from s3lb.sinks.elasticsearch.sink import ElasticsearchSink
-from s3lb.sinks.file import FileSink
+from s3lb.sinks.file import FileSink, describe_output
 from s3lb.sources import InputRuntime, ObjectTask
 from s3lb.sources.sqs import QueueInput, SqsSource
 from s3lb.telemetry import Telemetry
@@ -216,7 +216,7 @@ async def run_pipeline(
                             telemetry.info(
                                 "s3lb is running",
                                 queues=len(queues),
-                                output=type(delivery.sink).__name__,
+                                **describe_output(config.sink),
                             )
                             on_ready()
                             await stop.wait()

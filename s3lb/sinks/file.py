@@ -2,25 +2,29 @@
 
 Each line is the event's ``_source`` with ``@metadata`` holding its ``_index`` and
 ``_id`` (as beats' file output does), so the output can be compared or replayed.
-Records count as indexed once written and flushed.
+Records count as indexed once written and flushed. The file's directory is created
+when missing.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 import msgspec
 import trio
 
 from s3lb.acks import settle
-from s3lb.config import FileOutput
+from s3lb.config import ElasticsearchOutput, FileOutput
+from s3lb.errors import ConfigError
+from s3lb.sinks.elasticsearch.client import redact_url
 from s3lb.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from s3lb.acks import BulkItem
 
-__all__ = ["FileSink"]
+__all__ = ["FileSink", "describe_output", "open_target"]
 
 _encoder = msgspec.json.Encoder()
 
@@ -35,7 +39,7 @@ class FileSink:
     async def run(self, receive: trio.MemoryReceiveChannel[list[BulkItem]]) -> None:
         """Write until ``receive`` is closed and drained."""
         stdout = self.target == "-"
-        handle: BinaryIO = sys.stdout.buffer if stdout else open(self.target, "ab")  # noqa: SIM115
+        handle = sys.stdout.buffer if stdout else open_target(self.target)
         try:
             async with receive:
                 async for items in receive:
@@ -46,6 +50,30 @@ class FileSink:
         finally:
             if not stdout:
                 handle.close()
+
+
+def open_target(target: str, where: str = "output.file.path") -> BinaryIO:
+    """Open ``target`` to append to it, creating its directory if missing.
+
+    Raises:
+        ConfigError: naming ``where``, when it cannot be created or opened.
+    """
+    if target.endswith("/"):  # Path() would drop the slash and create a file
+        raise ConfigError(f"{target} names a directory: name a file (or set filename)", where)
+    path = Path(target)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "ab")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {target}: {exc.strerror or exc}", where) from None
+
+
+def describe_output(output: ElasticsearchOutput | FileOutput) -> dict[str, str]:
+    """How log lines name an output, either kind, as its configuration does:
+    ``output=file path=…`` or ``output=elasticsearch hosts=…`` (passwords masked)."""
+    if isinstance(output, FileOutput):
+        return {"output": "file", "path": output.target()}
+    return {"output": "elasticsearch", "hosts": ",".join(map(redact_url, output.host_urls()))}
 
 
 def _line(item: BulkItem) -> bytes:

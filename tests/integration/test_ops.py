@@ -253,3 +253,71 @@ def test_sighup_and_sigusr_are_logged_and_ignored_and_sigterm_still_drains(
     assert run.log.count("signal received; ignored") == 3
     assert run.stop() == 0, run.log
     assert "s3lb stopped" in run.log
+
+
+def s3_inputs(buckets: list[str], es_url: str) -> str:
+    """A configuration whose only inputs are ``type: s3``, as the docs write them."""
+    return f"""
+s3lb:
+  state_dir: ./state-test
+  inputs:
+    - type: s3
+      buckets: {json.dumps(buckets)}
+      log_format: alb
+output.elasticsearch.hosts: ["{es_url}"]
+"""
+
+
+def test_check_lists_s3_inputs_written_as_bucket_urls_like_import_does(
+    aws: Aws, fake_es: FakeEs, tmp_path: Path
+) -> None:
+    """Issue 12: ``s3://bucket`` was listed as a bucket named ``s3://bucket``."""
+    bucket = aws.bucket()
+    aws.put(bucket, "prefix/a.log", ALB)
+    urls = [f"s3://{bucket}", f"s3://{bucket}/prefix/", f"s3://{bucket}/nothing-here/"]
+    result = check(s3_inputs(urls, fake_es.url), tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for url in urls:
+        assert f"ok    bucket {url}: listable" in result.stdout
+    missing = check(s3_inputs(["s3://no-such-bucket-here/x/"], fake_es.url), tmp_path)
+    assert missing.returncode == 1
+    assert "FAIL  bucket s3://no-such-bucket-here/x/: no such bucket (NoSuchBucket)" in (
+        missing.stdout
+    )
+
+
+def test_check_takes_the_seed_s3imports_configuration(aws: Aws, tmp_path: Path) -> None:
+    """``tests/data/seed/configs/config_s3imports.yml`` names ``s3://mybucket/mypath``."""
+    aws.s3.create_bucket(Bucket="mybucket")
+    text = (SEED_DIR / "configs" / "config_s3imports.yml").read_text()
+    result = check(text, tmp_path)
+    assert "ok    bucket s3://mybucket/mypath: listable" in result.stdout, result.stdout
+
+
+def test_check_never_prints_the_password_of_a_host_url(
+    aws: Aws, fake_es: FakeEs, tmp_path: Path
+) -> None:
+    """Issue 16.5: ``http://elastic:<password>@…`` was printed as written."""
+    secret = "s3cr3t-Pa55"
+    live = fake_es.url.replace("http://", f"http://elastic:{secret}@")
+    dead = f"http://elastic:{secret}@127.0.0.1:{free_port()}"
+    result = check(
+        config([aws.queue()], live).replace(f'["{live}"]', f'["{live}", "{dead}"]'), tmp_path
+    )
+    out = result.stdout + result.stderr
+    assert secret not in out
+    assert f"ok    cluster {live.replace(secret, '***')}: " in result.stdout
+    assert f"FAIL  cluster {dead.replace(secret, '***')}: unreachable" in result.stdout
+
+
+def test_the_running_line_names_the_output_as_configured_without_its_password(
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+) -> None:
+    secret = "s3cr3t-Pa55"
+    queue, _ = aws.quiet_queue()
+    host = fake_es.url.replace("http://", f"http://elastic:{secret}@")
+    run = daemon(config([queue], host))
+    assert run.stop() == 0, run.log
+    line = next(line for line in run.log.splitlines() if "s3lb is running" in line)
+    assert line.endswith(f"output=elasticsearch hosts=http://elastic:***@{fake_es.url[7:]}")
+    assert secret not in run.log

@@ -60,3 +60,31 @@ def test_an_unknown_format_is_a_usage_error() -> None:
     result = parse("-f", "syslog", str(SEED / "alb.log"))
     assert result.returncode == 2
     assert b"known formats" in result.stderr
+
+
+def test_an_option_without_a_value_or_a_bad_line_limit_is_a_usage_error() -> None:
+    """``-o timestamp_field`` used to be dropped silently."""
+    result = parse("-f", "json", "-o", "timestamp_field", str(SEED / "alb.log"))
+    assert result.returncode == 2
+    assert result.stderr == b"s3lb parse: -o expects NAME=VALUE, got 'timestamp_field'\n"
+    zero = parse("--max-line-bytes", "0", str(SEED / "alb.log"))
+    assert zero.returncode == 2
+    assert b"--max-line-bytes: expected a positive number of bytes, got '0'" in zero.stderr
+
+
+def test_a_closed_stdout_ends_parse_quietly(tmp_path: Path) -> None:
+    """``s3lb parse big.log | head -1``: no BrokenPipeError traceback."""
+    big = tmp_path / "big.log"
+    big.write_bytes(((SEED / "alb.log").read_bytes().rstrip(b"\n") + b"\n") * 2000)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "s3lb", "parse", "-f", "alb", str(big)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert json.loads(process.stdout.readline())["type"] == "http"
+    process.stdout.close()
+    stderr = process.stderr.read()
+    process.stderr.close()
+    assert process.wait(60) == 141
+    assert stderr == b""

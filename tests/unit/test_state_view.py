@@ -140,3 +140,57 @@ def test_the_table_keeps_one_row_per_object_whatever_the_key() -> None:
 def test_an_empty_store_renders_a_summary_only() -> None:
     """Nothing stored: a one-line summary, no table header."""
     assert render_state([], [], False) == "objects: 0 (0 in_progress, 0 failed, 0 done)\n"
+
+
+LONG_KEY = "AWSLogs/123456789012/elasticloadbalancing/eu-west-1/2024/05/01/" + "x" * 90 + ".log.gz"
+LONG = [
+    ObjectState(
+        bucket="logs",
+        key=LONG_KEY,
+        version="etag-long",
+        acked=1,
+        offset=10,
+        error="",
+        updated=T0,
+    ),
+    ObjectState(
+        bucket="logs",
+        key="short.log",
+        version="v2",
+        status="failed",
+        error="S3 GET s3://logs/short.log: HTTP 403 AccessDenied: " + "denied " * 20,
+        updated=T0,
+    ),
+]
+
+
+def test_a_width_cuts_keys_in_the_middle_keeping_their_tail() -> None:
+    """A terminal of 120 columns: each row fits, the key's file name stays readable."""
+    text = render_state(LONG, [], False, width=120)
+    rows = [line for line in text.splitlines() if line.startswith(("STATUS", "in_", "failed"))]
+    assert len(rows) == 3
+    assert all(len(row) <= 120 for row in rows), rows
+    shown = rows[1].split()[5]
+    assert shown.startswith("s3://") and "…" in shown
+    assert shown.endswith("x" * 20 + ".log.gz")
+    assert rows[2].split()[5] == "s3://logs/short.log"  # short keys are left whole
+    assert rows[2].endswith("…")  # the error gives up its end first
+
+
+def test_without_a_width_or_in_json_nothing_is_cut() -> None:
+    assert f"s3://logs/{LONG_KEY}" in render_state(LONG, [], False)
+    assert "…" not in render_state(LONG, [], False)
+    doc = json.loads(render_state(LONG, [], True, width=40))
+    assert doc["objects"][0]["key"] == LONG_KEY
+
+
+def test_a_wide_terminal_leaves_the_table_as_it_is() -> None:
+    assert render_state(LONG, CURSORS, False, width=1000) == render_state(LONG, CURSORS, False)
+
+
+def test_import_jobs_fit_the_width_too() -> None:
+    cursors = [ImportCursor(job="inputs[0] s3://logs/" + "p" * 100, last_key=LONG_KEY, done=1)]
+    text = render_state([], cursors, False, width=100)
+    rows = text.splitlines()[-2:]
+    assert all(len(row) <= 100 for row in rows), rows
+    assert rows[1].endswith(".log.gz")
