@@ -27,6 +27,7 @@ from s3lb.formats._fields import (
     to_float,
     to_int,
 )
+from s3lb.formats._mappings import DATE, DOUBLE, INTEGER, IP, KEYWORD, LONG, LONG_KEYWORD
 from s3lb.formats._time import iso_utc
 
 __all__ = ["FORMAT", "AlbParser"]
@@ -213,8 +214,50 @@ def _new_parser(options: Mapping[str, Any]) -> AlbParser:
     return AlbParser()
 
 
+#: Index mappings of the fields this format writes (dotted paths for nested objects).
+MAPPINGS: dict[str, dict[str, Any]] = {
+    "type": KEYWORD,
+    "elb": KEYWORD,
+    "client_ip": IP,
+    "client_port": INTEGER,
+    "target_ip": IP,
+    "target_port": INTEGER,
+    "request_processing_time": DOUBLE,
+    "target_processing_time": DOUBLE,
+    "response_processing_time": DOUBLE,
+    "elb_status_code": INTEGER,
+    "target_status_code": INTEGER,
+    "received_bytes": LONG,
+    "sent_bytes": LONG,
+    "request_verb": KEYWORD,
+    "request_url": LONG_KEYWORD,
+    "request_proto": KEYWORD,
+    "user_agent": LONG_KEYWORD,
+    "ssl_cipher": KEYWORD,
+    "ssl_protocol": KEYWORD,
+    "target_group_arn": KEYWORD,
+    "trace_id": KEYWORD,
+    "domain_name": KEYWORD,
+    "chosen_cert_arn": KEYWORD,
+    "matched_rule_priority": INTEGER,
+    "request_creation_time": DATE,
+    "actions_executed": KEYWORD,
+    "redirect_url": LONG_KEYWORD,
+    "error_reason": KEYWORD,
+    "target_port_list": KEYWORD,
+    "target_status_code_list": KEYWORD,
+    "classification": KEYWORD,
+    "classification_reason": KEYWORD,
+    "conn_trace_id": KEYWORD,
+    "transformed_host": KEYWORD,
+    "transformed_uri": LONG_KEYWORD,
+    "request_transform_status": KEYWORD,
+}
+
+
 FORMAT = LogFormat(
     name="alb",
+    fields=MAPPINGS,
     new_parser=_new_parser,
     description="Application Load Balancer access logs",
 )

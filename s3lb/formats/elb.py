@@ -22,6 +22,7 @@ from s3lb.formats._fields import (
     to_float,
     to_int,
 )
+from s3lb.formats._mappings import DOUBLE, INTEGER, IP, KEYWORD, LONG, LONG_KEYWORD
 from s3lb.formats._time import iso_utc
 
 __all__ = ["CLB_ALIAS", "FORMAT", "ElbParser"]
@@ -92,8 +93,32 @@ def _new_parser(options: Mapping[str, Any]) -> ElbParser:
     return ElbParser()
 
 
+#: Index mappings of the fields this format writes (dotted paths for nested objects).
+MAPPINGS: dict[str, dict[str, Any]] = {
+    "elb": KEYWORD,
+    "client_ip": IP,
+    "client_port": INTEGER,
+    "backend_ip": IP,
+    "backend_port": INTEGER,
+    "request_processing_time": DOUBLE,
+    "backend_processing_time": DOUBLE,
+    "response_processing_time": DOUBLE,
+    "elb_status_code": INTEGER,
+    "backend_status_code": INTEGER,
+    "received_bytes": LONG,
+    "sent_bytes": LONG,
+    "request_verb": KEYWORD,
+    "request_url": LONG_KEYWORD,
+    "request_proto": KEYWORD,
+    "user_agent": LONG_KEYWORD,
+    "ssl_cipher": KEYWORD,
+    "ssl_protocol": KEYWORD,
+}
+
+
 FORMAT = LogFormat(
     name="elb",
+    fields=MAPPINGS,
     new_parser=_new_parser,
     description="Classic Load Balancer access logs",
 )
@@ -101,6 +126,8 @@ FORMAT = LogFormat(
 #: The same format under the name ``clb``.
 CLB_ALIAS = LogFormat(
     name="clb",
+    alias_of="elb",
+    fields=MAPPINGS,
     new_parser=_new_parser,
     description="Classic Load Balancer access logs (alias of elb)",
 )

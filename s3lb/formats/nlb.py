@@ -13,6 +13,7 @@ from typing import Any, final
 
 from s3lb.formats._base import Document, LogFormat, ParseError
 from s3lb.formats._fields import INT64, decode_line, split_host_port, to_int, url_decode
+from s3lb.formats._mappings import DATE, INTEGER, IP, KEYWORD, LONG
 from s3lb.formats._time import iso_utc_naive
 
 __all__ = ["FORMAT", "NlbParser"]
@@ -82,8 +83,37 @@ def _new_parser(options: Mapping[str, Any]) -> NlbParser:
     return NlbParser()
 
 
+#: Index mappings of the fields this format writes (dotted paths for nested objects).
+MAPPINGS: dict[str, dict[str, Any]] = {
+    "type": KEYWORD,
+    "version": KEYWORD,
+    "elb": KEYWORD,
+    "listener": KEYWORD,
+    "client_ip": IP,
+    "client_port": INTEGER,
+    "destination_ip": IP,
+    "destination_port": INTEGER,
+    "connection_time": LONG,
+    "tls_handshake_time": LONG,
+    "received_bytes": LONG,
+    "sent_bytes": LONG,
+    "incoming_tls_alert": INTEGER,
+    "chosen_cert_arn": KEYWORD,
+    "chosen_cert_serial": KEYWORD,
+    "tls_cipher": KEYWORD,
+    "tls_protocol_version": KEYWORD,
+    "tls_named_group": KEYWORD,
+    "domain_name": KEYWORD,
+    "alpn_fe_protocol": KEYWORD,
+    "alpn_be_protocol": KEYWORD,
+    "alpn_client_preference_list": KEYWORD,
+    "tls_connection_creation_time": DATE,
+}
+
+
 FORMAT = LogFormat(
     name="nlb",
+    fields=MAPPINGS,
     new_parser=_new_parser,
     description="Network Load Balancer access logs (TLS listeners)",
 )

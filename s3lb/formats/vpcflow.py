@@ -16,6 +16,7 @@ from typing import Any, final
 
 from s3lb.formats._base import Document, LogFormat, ParseError
 from s3lb.formats._fields import INT64, decode_line, to_int
+from s3lb.formats._mappings import EPOCH_OR_DATE, INTEGER, IP, KEYWORD, LONG
 from s3lb.formats._time import epoch_seconds
 
 __all__ = ["DEFAULT_FIELDS", "FORMAT", "KNOWN_FIELDS", "VpcFlowParser", "is_header"]
@@ -146,8 +147,45 @@ def _new_parser(options: Mapping[str, Any]) -> VpcFlowParser:
     return VpcFlowParser()
 
 
+#: Index mappings of the fields this format writes (dotted paths for nested objects).
+MAPPINGS: dict[str, dict[str, Any]] = {
+    # "5", or "2" in the default format: a label, not a quantity.
+    "version": KEYWORD,
+    "account_id": KEYWORD,
+    "interface_id": KEYWORD,
+    "srcaddr": IP,
+    "dstaddr": IP,
+    "srcport": INTEGER,
+    "dstport": INTEGER,
+    "protocol": INTEGER,
+    "packets": LONG,
+    "bytes": LONG,
+    "start": EPOCH_OR_DATE,
+    "end": EPOCH_OR_DATE,
+    "action": KEYWORD,
+    "log_status": KEYWORD,
+    "vpc_id": KEYWORD,
+    "subnet_id": KEYWORD,
+    "instance_id": KEYWORD,
+    "tcp_flags": INTEGER,
+    "type": KEYWORD,
+    "pkt_srcaddr": IP,
+    "pkt_dstaddr": IP,
+    "region": KEYWORD,
+    "az_id": KEYWORD,
+    "sublocation_type": KEYWORD,
+    "sublocation_id": KEYWORD,
+    "pkt_src_aws_service": KEYWORD,
+    "pkt_dst_aws_service": KEYWORD,
+    "flow_direction": KEYWORD,
+    "traffic_path": INTEGER,
+    "reject_reason": KEYWORD,
+}
+
+
 FORMAT = LogFormat(
     name="vpcflow",
+    fields=MAPPINGS,
     new_parser=_new_parser,
     description="VPC Flow Logs (text, header line names the fields)",
     stateful=True,
