@@ -2,7 +2,9 @@
 
 Space-separated and never quoted as a whole: ``alpn_client_preference_list`` holds
 literal quotes (``"h2","http/1.1"``) and is kept as logged. Times carry no zone (UTC);
-durations are integer milliseconds. 21 fields (older) or 22 (current); extra trailing
+durations are integer milliseconds. Every published version is accepted: ``1.0``
+(18 fields, through ``domain_name``), ``2.0`` (21 fields with the ALPN fields, or 22
+with ``tls_connection_creation_time``); absent fields are left out, extra trailing
 tokens are dropped. ``-`` is omitted everywhere.
 """
 
@@ -18,7 +20,8 @@ from s3lb.formats._time import iso_utc_naive
 
 __all__ = ["FORMAT", "NlbParser"]
 
-MIN_FIELDS = 21
+#: Fields every line of a version has; versions not listed (later ones) need 21.
+MIN_FIELDS_BY_VERSION = {"1.0": 18, "2.0": 21}
 
 # Index → (name, kind); kinds: s string, i int64, u URL-encoded string, t timestamp.
 _FIELDS: tuple[tuple[int, str, str], ...] = (
@@ -55,10 +58,14 @@ class NlbParser:
         line = decode_line(raw)
         t = line.split()
         n = len(t)
-        if n < MIN_FIELDS:
-            if not t:
-                return None
-            raise ParseError(f"nlb: expected at least {MIN_FIELDS} fields, got {n}")
+        if not t:
+            return None
+        version = t[1] if n > 1 else ""
+        need = MIN_FIELDS_BY_VERSION.get(version, 21)
+        if n < need:
+            raise ParseError(
+                f"nlb: expected at least {need} fields for version {version!r}, got {n}"
+            )
         doc: dict[str, Any] = {"@timestamp": iso_utc_naive(t[2])}
         doc["client_ip"], doc["client_port"] = split_host_port(t[5], "client")
         doc["destination_ip"], doc["destination_port"] = split_host_port(t[6], "destination")
