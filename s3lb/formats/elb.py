@@ -17,6 +17,7 @@ from s3lb.formats._fields import (
     INT16,
     QuotedTokenizer,
     decode_line,
+    raw_url_option,
     split_host_port,
     split_request,
     to_float,
@@ -36,7 +37,10 @@ _tokenizer = QuotedTokenizer()
 class ElbParser:
     """Parses Classic ELB access log lines. Stateless."""
 
-    __slots__ = ()
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw_url: bool = False) -> None:
+        self._raw = raw_url
 
     def parse(self, raw: bytes) -> Document | None:
         """Return the document for one Classic ELB line (``None`` for a blank line)."""
@@ -73,7 +77,7 @@ class ElbParser:
         v = t[10]
         if v != "-":
             doc["sent_bytes"] = to_int(v, "sent_bytes")
-        split_request(t[11], doc)
+        split_request(t[11], doc, self._raw)
         if n > 12:
             v = t[12]
             if v != "-" and v:
@@ -90,7 +94,7 @@ class ElbParser:
 
 
 def _new_parser(options: Mapping[str, Any]) -> ElbParser:
-    return ElbParser()
+    return ElbParser(raw_url_option(options))
 
 
 #: Index mappings of the fields this format writes (dotted paths for nested objects).
@@ -109,6 +113,7 @@ MAPPINGS: dict[str, dict[str, Any]] = {
     "sent_bytes": LONG,
     "request_verb": KEYWORD,
     "request_url": LONG_KEYWORD,
+    "request_url_raw": LONG_KEYWORD,
     "request_proto": KEYWORD,
     "user_agent": LONG_KEYWORD,
     "ssl_cipher": KEYWORD,
@@ -120,6 +125,7 @@ FORMAT = LogFormat(
     name="elb",
     fields=MAPPINGS,
     new_parser=_new_parser,
+    validate_options=raw_url_option,
     description="Classic Load Balancer access logs",
 )
 
@@ -129,5 +135,6 @@ CLB_ALIAS = LogFormat(
     alias_of="elb",
     fields=MAPPINGS,
     new_parser=_new_parser,
+    validate_options=raw_url_option,
     description="Classic Load Balancer access logs (alias of elb)",
 )
