@@ -73,6 +73,7 @@ COUNTERS: dict[str, str] = {
     # bulk
     "bulk_requests": "_bulk requests sent",
     "bulk_failures": "_bulk requests that failed as a whole (retried with backoff)",
+    "cluster_request_timeouts": "cluster requests cut off after the output timeout (retried)",
     "bulk_item_retries": "bulk items answered 429/5xx and sent again",
     "bulk_too_large": "_bulk requests answered 413, split in halves (or dead-lettered alone)",
     "dead_letter_index_entries": "rejected documents written to dead_letter_index",

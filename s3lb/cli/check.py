@@ -38,8 +38,8 @@ from s3lb.checkpoint import space_needed
 from s3lb.cli.common import Exit, duration, load_config, redact_text, run_trio
 from s3lb.config import Config, ElasticsearchOutput, FileOutput
 from s3lb.errors import ConfigError, S3lbError
-from s3lb.pipeline.importer import parse_bucket_url
 from s3lb.sinks.elasticsearch.client import redact_url
+from s3lb.sources import parse_bucket_url
 
 __all__ = ["Check", "add_parser", "run_checks"]
 

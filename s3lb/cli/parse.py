@@ -9,8 +9,10 @@ exit status is then 1. Plain or gzip input, told apart by the magic bytes.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import msgspec
@@ -89,6 +91,7 @@ def _run(args: argparse.Namespace) -> int:
             options=options,
             key_regex=key_regex,
             max_line_bytes=args.max_line_bytes,
+            last_modified=_file_time(args.file),
         )
         if parser.format is not None:
             parser.format.validate_options(options)
@@ -109,6 +112,13 @@ def _run(args: argparse.Namespace) -> int:
         if stream is not sys.stdin.buffer:
             stream.close()
     return Exit.FAILED if failures else Exit.OK
+
+
+def _file_time(path: str) -> str:
+    """A local file's modification time, standing in for an object's LastModified."""
+    if path == "-":
+        return ""
+    return datetime.fromtimestamp(os.stat(path).st_mtime, UTC).isoformat()
 
 
 def parse_stream(source: BinaryIO, parser: ObjectParser, out: BinaryIO, err: Any) -> int:

@@ -22,6 +22,7 @@ from s3lb.formats import (
 )
 from s3lb.formats._base import Document as Document
 from s3lb.formats._base import LogFormat as LogFormat
+from s3lb.formats._base import ObjectInfo as ObjectInfo
 from s3lb.formats._base import ParseError as ParseError
 from s3lb.formats._base import RecordParser as RecordParser
 from s3lb.formats._base import RecordSplitter as RecordSplitter
@@ -35,6 +36,7 @@ __all__ = [
     "SKIP_KEY_REASONS",
     "Document",
     "LogFormat",
+    "ObjectInfo",
     "ParseError",
     "RecordParser",
     "RecordSplitter",

@@ -11,6 +11,11 @@ element of a JSON array for CloudTrail) into the ``_source`` document to index.
   ``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC, cut to milliseconds), or ``None`` for a record
   that carries no event (a header, a comment, a blank line), or raises
   :class:`ParseError` with a human reason.
+- A format that needs to know its object (VPC flow records without times take the
+  key's time stamp or LastModified) provides ``object_parser``, which also receives
+  an :class:`ObjectInfo`; callers use :meth:`LogFormat.open_parser`.
+- ``fields`` maps each field the format writes to its index mapping (types from
+  ``s3lb.formats.mappings``); the index templates are built from it.
 - Formats whose records are not lines provide ``splitter``: a factory for a
   :class:`RecordSplitter` that cuts the decompressed byte stream into records.
 """
@@ -21,7 +26,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Document", "LogFormat", "ParseError", "RecordParser", "RecordSplitter"]
+__all__ = [
+    "Document",
+    "LogFormat",
+    "ObjectInfo",
+    "ParseError",
+    "RecordParser",
+    "RecordSplitter",
+]
 
 Document = dict[str, Any]
 
@@ -55,6 +67,15 @@ class RecordSplitter(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What a parser may know of its object: the (decoded) key, and its
+    LastModified (or the notification's event time) as ISO 8601, ``""`` if unknown."""
+
+    key: str = ""
+    last_modified: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class LogFormat:
     """A named log format.
 
@@ -64,7 +85,7 @@ class LogFormat:
     records of the same object (a header line naming the columns: CloudFront,
     VPC Flow Logs): a caller that skips records on resume must still pass them to
     ``parse`` (and drop the results), or later records are mapped by the default
-    layout.
+    layout. ``alias_of`` names the format this one is another name of (``clb`` → ``elb``).
     """
 
     name: str
@@ -73,3 +94,14 @@ class LogFormat:
     description: str = ""
     validate_options: Callable[[Mapping[str, Any]], None] = field(default=lambda _o: None)
     stateful: bool = False
+    fields: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    object_parser: Callable[[Mapping[str, Any], ObjectInfo], RecordParser] | None = None
+    alias_of: str | None = None
+
+    def open_parser(
+        self, options: Mapping[str, Any], obj: ObjectInfo | None = None
+    ) -> RecordParser:
+        """The parser for one object; ``obj`` reaches formats that use it."""
+        if self.object_parser is not None:
+            return self.object_parser(options, obj or ObjectInfo())
+        return self.new_parser(options)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from s3lb.formats.vpcflow import is_header
+
 __all__ = ["SKIP_KEY_REASONS", "detect_format", "skip_reason", "sniff_format"]
 
 _ACCT = r"(?:^|/)AWSLogs/(?:o-[a-z0-9]+/)?\d+/"
@@ -110,37 +112,58 @@ _S3_ACCESS_LINE = re.compile(r"^[0-9a-f]{64} \S+ \[\d{2}/[A-Z][a-z]{2}/\d{4}:")
 _ALB_LINE = re.compile(r"^(?:https?|h2|grpcs|wss?) \d{4}-\d{2}-\d{2}T[0-9:.]+Z \S+ ")
 _ELB_LINE = re.compile(r"^\d{4}-\d{2}-\d{2}T[0-9:.]+Z \S+ \S+:\d+ ")
 _NLB_LINE = re.compile(r"^tls \d+\.\d+ \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2} ")
-_VPC_HEADER = re.compile(r"^(?:version|account-id|interface-id|srcaddr|start)(?: [a-z0-9-]+)+$")
+# A headerless record of the default VPC format: version, account (or "unknown"), ENI.
+_VPC_DEFAULT_LINE = re.compile(r"^\d+ (?:\d{12}|unknown) eni-[0-9a-f]+ ")
+#: How many complete lines of the head are looked at.
+_SNIFF_LINES = 8
 
 
-def sniff_format(first_line: bytes) -> str | None:
-    """Guess the format from the first line of an object, or ``None``.
+def sniff_format(head: bytes) -> str | None:
+    """Guess the format from the first bytes of an object (up to 4 KiB), or ``None``.
 
     A fallback for keys :func:`detect_format` does not know (Firehose, custom
-    prefixes). JSON lines are told apart by their keys; CloudTrail by ``{"Records"``.
+    prefixes, copies). The head is read line by line: the first non-blank line
+    decides, except that a VPC flow header may follow blank lines. JSON lines are told
+    apart by their keys; CloudTrail by ``{"Records"``.
     """
-    text = first_line.lstrip(b"\xef\xbb\xbf \t\r\n")[:4096].decode("utf-8", "replace")
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:4096].decode("utf-8", "replace")
     if text.startswith("#Version:") or text.startswith("#Fields:"):
         return "cloudfront"
     if text.startswith("{"):
-        head = text[:4096]
-        if head.replace(" ", "").startswith('{"Records":'):
+        if text.replace(" ", "").startswith('{"Records":'):
             return "cloudtrail"
-        if '"webaclId"' in head and '"httpRequest"' in head:
-            return "waf"
-        if '"query_name"' in head and '"query_timestamp"' in head:
-            return "route53_resolver"
-        if '"firewall_name"' in head and '"event"' in head:
-            return "network_firewall"
-        return None
-    if _VPC_HEADER.match(text):
+        return _sniff_json(text.split("\n", 1)[0] if "\n" in text else text)
+    lines = text.splitlines()
+    if len(lines) > 1 and not text.endswith(("\n", "\r")):
+        lines.pop()  # cut by the 4 KiB limit: not a whole line
+    for line in lines[:_SNIFF_LINES]:
+        if line.strip():
+            return _sniff_line(line.rstrip("\r"))
+    return None
+
+
+def _sniff_json(line: str) -> str | None:
+    if '"webaclId"' in line and '"httpRequest"' in line:
+        return "waf"
+    if '"query_name"' in line and '"query_timestamp"' in line:
+        return "route53_resolver"
+    if '"firewall_name"' in line and '"event"' in line:
+        return "network_firewall"
+    return None
+
+
+def _sniff_line(line: str) -> str | None:
+    tokens = line.split()
+    if len(tokens) > 1 and is_header(tokens):
         return "vpcflow"
-    if _ALB_LINE.match(text):
+    if _ALB_LINE.match(line):
         return "alb"
-    if _NLB_LINE.match(text):
+    if _NLB_LINE.match(line):
         return "nlb"
-    if _ELB_LINE.match(text):
+    if _ELB_LINE.match(line):
         return "elb"
-    if _S3_ACCESS_LINE.match(text):
+    if _S3_ACCESS_LINE.match(line):
         return "s3access"
+    if _VPC_DEFAULT_LINE.match(line):
+        return "vpcflow"
     return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, final
 from urllib.parse import unquote, unquote_plus
 
@@ -25,6 +25,7 @@ __all__ = [
     "QuotedTokenizer",
     "decode_line",
     "deep_url_decode",
+    "raw_url_option",
     "split_host_port",
     "split_quoted",
     "split_request",
@@ -174,11 +175,19 @@ class QuotedTokenizer:
     Instances cache the shapes they learn: keep one per format, at module level.
     """
 
-    __slots__ = ("_brackets", "_max_shapes", "_shapes")
+    __slots__ = ("_brackets", "_check", "_max_shapes", "_shapes")
 
-    def __init__(self, brackets: bool = False, max_shapes: int = 8) -> None:
+    def __init__(
+        self,
+        brackets: bool = False,
+        max_shapes: int = 8,
+        check: Callable[[list[str], str], str | None] | None = None,
+    ) -> None:
         self._brackets = brackets
         self._max_shapes = max_shapes
+        #: Says what is wrong with a line's tokens and shape (``None``: nothing); a wrong
+        #: line is a ParseError and never learned, so the fast path knows good shapes only.
+        self._check = check
         self._shapes: list[re.Pattern[str]] = []
 
     @property
@@ -196,6 +205,10 @@ class QuotedTokenizer:
                     shapes.insert(0, shapes.pop(i))
                 return m.groups()
         tokens, shape = _split_slow(line, self._brackets)
+        if self._check is not None and tokens:
+            reason = self._check(tokens, shape)
+            if reason is not None:
+                raise ParseError(reason)
         if tokens and "?" not in shape:
             self._learn(line, tokens, shape)
         return tokens
@@ -218,14 +231,15 @@ def split_quoted(line: str) -> Sequence[str]:
     return _default_tokenizer.split(line)
 
 
-def split_request(request: str, doc: dict[str, Any]) -> None:
+def split_request(request: str, doc: dict[str, Any], raw: bool = False) -> None:
     """Store ``request_verb``, ``request_url`` and ``request_proto`` of an ELB request.
 
     The URL is logged as sent and may hold spaces, so the line is cut at its first and
     last space. The seed's quirk for TCP/SSL listeners is kept: ``"- - - "`` gives the
     verb ``-``, the URL ``-`` and the protocol ``"- "`` (dash and space). The URL is
-    decoded like Go's ``url.QueryUnescape`` (``+`` is a space), as the seed did. Empty
-    parts are omitted.
+    decoded like Go's ``url.QueryUnescape`` (``+`` is a space), as the seed did; with
+    ``raw`` the URL as logged is kept too, in ``request_url_raw``. Empty parts are
+    omitted.
     """
     verb, sep, rest = request.partition(" ")
     if verb:
@@ -240,6 +254,8 @@ def split_request(request: str, doc: dict[str, Any]) -> None:
             url, proto = rest, ""
     if url:
         doc["request_url"] = url_decode_plus(url)
+        if raw:
+            doc["request_url_raw"] = url
     if proto:
         doc["request_proto"] = proto
 
@@ -250,3 +266,23 @@ def decode_line(raw: bytes) -> str:
         return raw.decode()
     except UnicodeDecodeError:
         return raw.decode("utf-8", "replace")
+
+
+#: ``log_format_options`` of the formats that split a request line (alb, elb).
+RAW_URL_OPTION = "raw_request_url"
+
+
+def raw_url_option(options: Mapping[str, Any]) -> bool:
+    """Whether ``raw_request_url`` is on; raises ValueError for other options or values."""
+    unknown = sorted(set(options) - {RAW_URL_OPTION})
+    if unknown:
+        raise ValueError(f"unknown log_format_options {unknown}; expected [{RAW_URL_OPTION!r}]")
+    value = options.get(RAW_URL_OPTION, False)
+    if isinstance(value, str):
+        if value.lower() in ("true", "yes", "1"):
+            return True
+        if value.lower() in ("false", "no", "0", ""):
+            return False
+    elif isinstance(value, bool):
+        return value
+    raise ValueError(f"log_format_options.{RAW_URL_OPTION} must be true or false, got {value!r}")

@@ -22,12 +22,14 @@ from s3lb.formats._fields import (
     INT64,
     QuotedTokenizer,
     decode_line,
+    raw_url_option,
     split_host_port,
     split_request,
     to_float,
     to_int,
 )
 from s3lb.formats._time import iso_utc
+from s3lb.formats.mappings import DATE, DOUBLE, INTEGER, IP, KEYWORD, LONG, LONG_KEYWORD
 
 __all__ = ["FORMAT", "AlbParser"]
 
@@ -61,14 +63,50 @@ _INT16_MIN, _INT16_MAX = INT16
 _INT32_MIN, _INT32_MAX = INT32
 _INT64_MAX = INT64[1]
 
-_tokenizer = QuotedTokenizer()
+#: Every field's name by position (the seed's 18, then AWS's newer ones).
+_NAMES = (
+    *["type", "time", "elb", "client:port", "target:port", "request_processing_time"],
+    *["target_processing_time", "response_processing_time", "elb_status_code"],
+    *["target_status_code", "received_bytes", "sent_bytes", "request", "user_agent"],
+    *["ssl_cipher", "ssl_protocol", "target_group_arn", "trace_id", *_NEWER_NAMES],
+)
+# How AWS writes each known field: Q quoted, U bare, * either (domain_name and
+# chosen_cert_arn were bare in the first lines that had them).
+_QUOTING = "UUUUUUUUUUUUQQUUUQ**UUQQQQQQQUQQQ"
+
+
+def _check_shape(tokens: list[str], shape: str) -> str | None:
+    """Why a line's quoting does not line up with ALB's fields, or ``None``."""
+    for i, (kind, want) in enumerate(zip(shape, _QUOTING, strict=False)):
+        # From ssl_cipher on, AWS writes the values: a quote inside one means two
+        # fields ran together ("forward""-", TID_…"-").
+        if i >= 14 and '"' in tokens[i]:
+            return (
+                f"alb: fields do not line up: field {i + 1} ({_NAMES[i]}) holds a quote"
+                f" (two fields run together): {tokens[i]!r}"
+            )
+        if kind == "?":
+            return f"alb: field {i + 1} ({_NAMES[i]}) opens a quote that never closes"
+        if want != "*" and kind != want:
+            how = "quoted" if want == "Q" else "bare"
+            return (
+                f"alb: fields do not line up: field {i + 1} ({_NAMES[i]}) should be {how}"
+                " (a missing or extra space or quote earlier in the line)"
+            )
+    return None
+
+
+_tokenizer = QuotedTokenizer(check=_check_shape)
 
 
 @final
 class AlbParser:
     """Parses ALB access log lines. Stateless; one per object all the same."""
 
-    __slots__ = ()
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw_url: bool = False) -> None:
+        self._raw = raw_url
 
     def parse(self, raw: bytes) -> Document | None:
         """Return the document for one ALB line (``None`` for a blank line)."""
@@ -83,13 +121,13 @@ class AlbParser:
                 return None
             raise ParseError(f"alb: expected at least {MIN_FIELDS} fields, got {n}")
         try:
-            return _fast(t, n)
+            return _fast(t, n, self._raw)
         except (ValueError, ParseError):
             # Something unusual: the careful path handles it or says what is wrong.
-            return _careful(t, n)
+            return _careful(t, n, self._raw)
 
 
-def _fast(t: Sequence[str], n: int) -> Document:
+def _fast(t: Sequence[str], n: int, raw: bool) -> Document:
     """The common case, inlined for speed; raises ValueError on anything unusual."""
     cip, sep, port = t[3].rpartition(":")
     cport = int(port)
@@ -138,7 +176,7 @@ def _fast(t: Sequence[str], n: int) -> Document:
     j = doc["sent_bytes"] = int(t[11])
     if i > _INT64_MAX or j > _INT64_MAX or i < -_INT64_MAX or j < -_INT64_MAX:
         raise ValueError
-    split_request(t[12], doc)
+    split_request(t[12], doc, raw)
     v = t[13]
     if v != "-" and v:
         doc["user_agent"] = v
@@ -149,8 +187,11 @@ def _fast(t: Sequence[str], n: int) -> Document:
     if v != "-" and v:
         doc["ssl_protocol"] = v
     # The seed kept "-" in these two (no empty value was declared for them).
-    if t[16]:
-        doc["target_group_arn"] = t[16]
+    v = t[16]
+    if v != "-" and v[:4] != "arn:":
+        raise ValueError
+    if v:
+        doc["target_group_arn"] = v
     if t[17]:
         doc["trace_id"] = t[17]
     if n > MIN_FIELDS:
@@ -164,10 +205,13 @@ def _fast(t: Sequence[str], n: int) -> Document:
         v = doc.get("request_creation_time")
         if v is not None:
             doc["request_creation_time"] = iso_utc(v)
+        v = doc.get("chosen_cert_arn")
+        if v is not None and v[:4] != "arn:" and v != "session-reused":
+            raise ValueError
     return doc
 
 
-def _careful(t: Sequence[str], n: int) -> Document:
+def _careful(t: Sequence[str], n: int, raw: bool) -> Document:
     """Every field checked on its own: a ``-`` anywhere is omitted, errors are named."""
     doc: dict[str, Any] = {"@timestamp": iso_utc(t[1]), "type": t[0], "elb": t[2]}
     doc["client_ip"], doc["client_port"] = split_host_port(t[3], "client")
@@ -187,19 +231,24 @@ def _careful(t: Sequence[str], n: int) -> Document:
         v = t[i]
         if v != "-":
             doc[name] = to_int(v, name)
-    split_request(t[12], doc)
+    split_request(t[12], doc, raw)
     for i, name in ((13, "user_agent"), (14, "ssl_cipher"), (15, "ssl_protocol")):
         v = t[i]
         if v != "-" and v:
             doc[name] = v
-    if t[16]:
-        doc["target_group_arn"] = t[16]
+    v = t[16]
+    if v != "-" and not v.startswith("arn:"):
+        raise ParseError(f"alb: fields do not line up: target_group_arn is not an ARN: {v!r}")
+    if v:
+        doc["target_group_arn"] = v
     if t[17]:
         doc["trace_id"] = t[17]
     for i, (name, kind) in enumerate(_NEWER[: n - MIN_FIELDS], start=MIN_FIELDS):
         v = t[i]
         if v == "-" or not v:
             continue
+        if name == "chosen_cert_arn" and not v.startswith("arn:") and v != "session-reused":
+            raise ParseError(f"alb: fields do not line up: chosen_cert_arn is not an ARN: {v!r}")
         if kind == "s":
             doc[name] = v
         elif kind == "i":
@@ -210,11 +259,55 @@ def _careful(t: Sequence[str], n: int) -> Document:
 
 
 def _new_parser(options: Mapping[str, Any]) -> AlbParser:
-    return AlbParser()
+    return AlbParser(raw_url_option(options))
+
+
+#: Index mappings of the fields this format writes (dotted paths for nested objects).
+MAPPINGS: dict[str, dict[str, Any]] = {
+    "type": KEYWORD,
+    "elb": KEYWORD,
+    "client_ip": IP,
+    "client_port": INTEGER,
+    "target_ip": IP,
+    "target_port": INTEGER,
+    "request_processing_time": DOUBLE,
+    "target_processing_time": DOUBLE,
+    "response_processing_time": DOUBLE,
+    "elb_status_code": INTEGER,
+    "target_status_code": INTEGER,
+    "received_bytes": LONG,
+    "sent_bytes": LONG,
+    "request_verb": KEYWORD,
+    "request_url": LONG_KEYWORD,
+    "request_url_raw": LONG_KEYWORD,
+    "request_proto": KEYWORD,
+    "user_agent": LONG_KEYWORD,
+    "ssl_cipher": KEYWORD,
+    "ssl_protocol": KEYWORD,
+    "target_group_arn": KEYWORD,
+    "trace_id": KEYWORD,
+    "domain_name": KEYWORD,
+    "chosen_cert_arn": KEYWORD,
+    "matched_rule_priority": INTEGER,
+    "request_creation_time": DATE,
+    "actions_executed": KEYWORD,
+    "redirect_url": LONG_KEYWORD,
+    "error_reason": KEYWORD,
+    "target_port_list": KEYWORD,
+    "target_status_code_list": KEYWORD,
+    "classification": KEYWORD,
+    "classification_reason": KEYWORD,
+    "conn_trace_id": KEYWORD,
+    "transformed_host": KEYWORD,
+    "transformed_uri": LONG_KEYWORD,
+    "request_transform_status": KEYWORD,
+}
 
 
 FORMAT = LogFormat(
     name="alb",
+    fields=MAPPINGS,
     new_parser=_new_parser,
+    validate_options=raw_url_option,
     description="Application Load Balancer access logs",
 )

@@ -30,6 +30,7 @@ from s3lb.formats._fields import (
     to_int,
 )
 from s3lb.formats._time import iso_utc
+from s3lb.formats.mappings import DOUBLE, INTEGER, IP, KEYWORD, LONG, LONG_KEYWORD
 
 __all__ = ["DEFAULT_FIELDS", "FORMAT", "CloudFrontParser", "field_name"]
 
@@ -232,8 +233,46 @@ def _new_parser(options: Mapping[str, Any]) -> CloudFrontParser:
     return CloudFrontParser()
 
 
+#: Index mappings of the fields this format writes (dotted paths for nested objects).
+MAPPINGS: dict[str, dict[str, Any]] = {
+    "x_edge_location": KEYWORD,
+    "sc_bytes": LONG,
+    "c_ip": IP,
+    "cs_method": KEYWORD,
+    "cs_host": KEYWORD,
+    "cs_uri_stem": LONG_KEYWORD,
+    "sc_status": INTEGER,
+    "cs_referer": LONG_KEYWORD,
+    "cs_user_agent": LONG_KEYWORD,
+    "cs_uri_query": LONG_KEYWORD,
+    "cs_cookie": LONG_KEYWORD,
+    "x_edge_result_type": KEYWORD,
+    "x_edge_request_id": KEYWORD,
+    "x_host_header": KEYWORD,
+    "cs_protocol": KEYWORD,
+    "cs_bytes": LONG,
+    "time_taken": DOUBLE,
+    # A list of addresses ("a, b") when proxies chain: not one IP.
+    "x_forwarded_for": KEYWORD,
+    "ssl_protocol": KEYWORD,
+    "ssl_cipher": KEYWORD,
+    "x_edge_response_result_type": KEYWORD,
+    "cs_protocol_version": KEYWORD,
+    "fle_status": KEYWORD,
+    "fle_encrypted_fields": KEYWORD,
+    "c_port": INTEGER,
+    "time_to_first_byte": DOUBLE,
+    "x_edge_detailed_result_type": KEYWORD,
+    "sc_content_type": KEYWORD,
+    "sc_content_len": LONG,
+    "sc_range_start": LONG,
+    "sc_range_end": LONG,
+}
+
+
 FORMAT = LogFormat(
     name="cloudfront",
+    fields=MAPPINGS,
     new_parser=_new_parser,
     description="CloudFront standard (legacy) access logs, tab-separated with #Fields",
     stateful=True,

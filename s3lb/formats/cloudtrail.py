@@ -21,6 +21,7 @@ from typing import Any, final
 from s3lb.formats._base import Document, LogFormat, ParseError
 from s3lb.formats._time import iso8601
 from s3lb.formats.json_lines import decode_object
+from s3lb.formats.mappings import BOOLEAN, DATE, IP, KEYWORD, LONG_KEYWORD, NOT_INDEXED
 
 __all__ = ["FORMAT", "CloudTrailParser", "RecordsSplitter"]
 
@@ -273,8 +274,63 @@ def _new_parser(options: Mapping[str, Any]) -> CloudTrailParser:
     return CloudTrailParser()
 
 
+#: Index mappings of the fields this format writes (dotted paths for nested objects).
+MAPPINGS: dict[str, dict[str, Any]] = {
+    "eventVersion": KEYWORD,
+    "eventTime": DATE,
+    "eventSource": KEYWORD,
+    "eventName": KEYWORD,
+    "eventType": KEYWORD,
+    "eventCategory": KEYWORD,
+    "eventID": KEYWORD,
+    "requestID": KEYWORD,
+    "sharedEventID": KEYWORD,
+    "awsRegion": KEYWORD,
+    "sourceIPAddress": IP,
+    "userAgent": LONG_KEYWORD,
+    "errorCode": KEYWORD,
+    "errorMessage": LONG_KEYWORD,
+    "readOnly": BOOLEAN,
+    "managementEvent": BOOLEAN,
+    "recipientAccountId": KEYWORD,
+    "apiVersion": KEYWORD,
+    "vpcEndpointId": KEYWORD,
+    "vpcEndpointAccountId": KEYWORD,
+    "sessionCredentialFromConsole": KEYWORD,
+    "userIdentity.type": KEYWORD,
+    "userIdentity.principalId": KEYWORD,
+    "userIdentity.arn": KEYWORD,
+    "userIdentity.accountId": KEYWORD,
+    "userIdentity.accessKeyId": KEYWORD,
+    "userIdentity.userName": KEYWORD,
+    "userIdentity.invokedBy": KEYWORD,
+    "userIdentity.identityProvider": KEYWORD,
+    "userIdentity.sessionContext.attributes.creationDate": DATE,
+    "userIdentity.sessionContext.attributes.mfaAuthenticated": KEYWORD,
+    "userIdentity.sessionContext.sessionIssuer.type": KEYWORD,
+    "userIdentity.sessionContext.sessionIssuer.principalId": KEYWORD,
+    "userIdentity.sessionContext.sessionIssuer.arn": KEYWORD,
+    "userIdentity.sessionContext.sessionIssuer.accountId": KEYWORD,
+    "userIdentity.sessionContext.sessionIssuer.userName": KEYWORD,
+    "tlsDetails.tlsVersion": KEYWORD,
+    "tlsDetails.cipherSuite": KEYWORD,
+    "tlsDetails.clientProvidedHostHeader": KEYWORD,
+    "resources.ARN": KEYWORD,
+    "resources.accountId": KEYWORD,
+    "resources.type": KEYWORD,
+    # Their schema varies per API: the same name holds strings here, objects there.
+    "requestParameters": NOT_INDEXED,
+    "responseElements": NOT_INDEXED,
+    "additionalEventData": NOT_INDEXED,
+    "serviceEventDetails": NOT_INDEXED,
+    "eventContext": NOT_INDEXED,
+    "insightDetails": NOT_INDEXED,
+}
+
+
 FORMAT = LogFormat(
     name="cloudtrail",
+    fields=MAPPINGS,
     new_parser=_new_parser,
     splitter=RecordsSplitter,
     description='AWS CloudTrail log files ({"Records": [...]}, streamed)',

@@ -17,12 +17,14 @@ from s3lb.formats._fields import (
     INT16,
     QuotedTokenizer,
     decode_line,
+    raw_url_option,
     split_host_port,
     split_request,
     to_float,
     to_int,
 )
 from s3lb.formats._time import iso_utc
+from s3lb.formats.mappings import DOUBLE, INTEGER, IP, KEYWORD, LONG, LONG_KEYWORD
 
 __all__ = ["CLB_ALIAS", "FORMAT", "ElbParser"]
 
@@ -35,7 +37,10 @@ _tokenizer = QuotedTokenizer()
 class ElbParser:
     """Parses Classic ELB access log lines. Stateless."""
 
-    __slots__ = ()
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw_url: bool = False) -> None:
+        self._raw = raw_url
 
     def parse(self, raw: bytes) -> Document | None:
         """Return the document for one Classic ELB line (``None`` for a blank line)."""
@@ -72,7 +77,7 @@ class ElbParser:
         v = t[10]
         if v != "-":
             doc["sent_bytes"] = to_int(v, "sent_bytes")
-        split_request(t[11], doc)
+        split_request(t[11], doc, self._raw)
         if n > 12:
             v = t[12]
             if v != "-" and v:
@@ -89,18 +94,47 @@ class ElbParser:
 
 
 def _new_parser(options: Mapping[str, Any]) -> ElbParser:
-    return ElbParser()
+    return ElbParser(raw_url_option(options))
+
+
+#: Index mappings of the fields this format writes (dotted paths for nested objects).
+MAPPINGS: dict[str, dict[str, Any]] = {
+    "elb": KEYWORD,
+    "client_ip": IP,
+    "client_port": INTEGER,
+    "backend_ip": IP,
+    "backend_port": INTEGER,
+    "request_processing_time": DOUBLE,
+    "backend_processing_time": DOUBLE,
+    "response_processing_time": DOUBLE,
+    "elb_status_code": INTEGER,
+    "backend_status_code": INTEGER,
+    "received_bytes": LONG,
+    "sent_bytes": LONG,
+    "request_verb": KEYWORD,
+    "request_url": LONG_KEYWORD,
+    "request_url_raw": LONG_KEYWORD,
+    "request_proto": KEYWORD,
+    "user_agent": LONG_KEYWORD,
+    "ssl_cipher": KEYWORD,
+    "ssl_protocol": KEYWORD,
+}
 
 
 FORMAT = LogFormat(
     name="elb",
+    fields=MAPPINGS,
     new_parser=_new_parser,
+    validate_options=raw_url_option,
     description="Classic Load Balancer access logs",
 )
 
 #: The same format under the name ``clb``.
 CLB_ALIAS = LogFormat(
     name="clb",
+    alias_of="elb",
+    fields=MAPPINGS,
     new_parser=_new_parser,
+    validate_options=raw_url_option,
     description="Classic Load Balancer access logs (alias of elb)",
 )

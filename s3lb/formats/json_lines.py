@@ -15,6 +15,15 @@ import msgspec
 
 from s3lb.formats._base import Document, LogFormat, ParseError
 from s3lb.formats._time import timestamp_parser
+from s3lb.formats.mappings import (
+    EPOCH_OR_DATE,
+    INTEGER,
+    IP,
+    KEYWORD,
+    LONG,
+    LONG_KEYWORD,
+    NOT_INDEXED,
+)
 
 __all__ = ["FORMAT", "WAF_FORMAT", "JsonParser", "decode_object", "validate_options"]
 
@@ -122,8 +131,49 @@ def _new_waf_parser(options: Mapping[str, Any]) -> JsonParser:
 
 
 #: AWS WAF logs: json with ``timestamp`` in epoch milliseconds (the seed's definition).
+#: Index mappings of the fields this format writes (dotted paths for nested objects).
+WAF_MAPPINGS: dict[str, dict[str, Any]] = {
+    "formatVersion": INTEGER,
+    "webaclId": KEYWORD,
+    "terminatingRuleId": KEYWORD,
+    "terminatingRuleType": KEYWORD,
+    "action": KEYWORD,
+    "httpSourceName": KEYWORD,
+    "httpSourceId": KEYWORD,
+    "httpRequest.clientIp": IP,
+    "httpRequest.country": KEYWORD,
+    "httpRequest.uri": LONG_KEYWORD,
+    "httpRequest.args": LONG_KEYWORD,
+    "httpRequest.httpVersion": KEYWORD,
+    "httpRequest.httpMethod": KEYWORD,
+    "httpRequest.requestId": KEYWORD,
+    "httpRequest.scheme": KEYWORD,
+    "httpRequest.host": KEYWORD,
+    "httpRequest.headers.name": KEYWORD,
+    "httpRequest.headers.value": LONG_KEYWORD,
+    "labels.name": KEYWORD,
+    "responseCodeSent": INTEGER,
+    "requestBodySize": LONG,
+    "requestBodySizeInspectedByWAF": LONG,
+    "ja3Fingerprint": KEYWORD,
+    "ja4Fingerprint": KEYWORD,
+    "captchaResponse.responseCode": INTEGER,
+    "captchaResponse.solveTimestamp": EPOCH_OR_DATE,
+    "captchaResponse.failureReason": KEYWORD,
+    "challengeResponse.responseCode": INTEGER,
+    "challengeResponse.solveTimestamp": EPOCH_OR_DATE,
+    "challengeResponse.failureReason": KEYWORD,
+    # Rule match details differ in shape per rule type.
+    "terminatingRuleMatchDetails": NOT_INDEXED,
+    "ruleGroupList": NOT_INDEXED,
+    "nonTerminatingMatchingRules": NOT_INDEXED,
+    "rateBasedRuleList": NOT_INDEXED,
+}
+
+
 WAF_FORMAT = LogFormat(
     name="waf",
+    fields=WAF_MAPPINGS,
     new_parser=_new_waf_parser,
     description="AWS WAF web ACL logs (JSON lines, timestamp in epoch ms)",
 )

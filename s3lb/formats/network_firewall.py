@@ -15,6 +15,7 @@ from typing import Any, final
 from s3lb.formats._base import Document, LogFormat, ParseError
 from s3lb.formats._time import epoch_seconds, iso8601
 from s3lb.formats.json_lines import decode_object
+from s3lb.formats.mappings import EPOCH_OR_DATE, INTEGER, IP, KEYWORD, LONG, LONG_KEYWORD
 
 __all__ = ["FORMAT", "NetworkFirewallParser"]
 
@@ -45,8 +46,53 @@ def _new_parser(options: Mapping[str, Any]) -> NetworkFirewallParser:
     return NetworkFirewallParser()
 
 
+#: Index mappings of the fields this format writes (dotted paths for nested objects).
+MAPPINGS: dict[str, dict[str, Any]] = {
+    "firewall_name": KEYWORD,
+    "availability_zone": KEYWORD,
+    "event_timestamp": EPOCH_OR_DATE,
+    # Suricata's own time format ("…+0000"); @timestamp carries the parsed time.
+    "event.timestamp": KEYWORD,
+    "event.flow_id": LONG,
+    "event.event_type": KEYWORD,
+    "event.src_ip": IP,
+    "event.src_port": INTEGER,
+    "event.dest_ip": IP,
+    "event.dest_port": INTEGER,
+    "event.proto": KEYWORD,
+    "event.app_proto": KEYWORD,
+    "event.alert.action": KEYWORD,
+    "event.alert.signature_id": LONG,
+    "event.alert.rev": INTEGER,
+    "event.alert.signature": LONG_KEYWORD,
+    "event.alert.category": KEYWORD,
+    "event.alert.severity": INTEGER,
+    "event.netflow.pkts": LONG,
+    "event.netflow.bytes": LONG,
+    "event.netflow.start": KEYWORD,
+    "event.netflow.end": KEYWORD,
+    "event.netflow.age": LONG,
+    "event.netflow.min_ttl": INTEGER,
+    "event.netflow.max_ttl": INTEGER,
+    "event.tcp.tcp_flags": KEYWORD,
+    "event.tls.sni": KEYWORD,
+    "event.tls.version": KEYWORD,
+    "event.tls.subject": LONG_KEYWORD,
+    "event.tls.issuerdn": LONG_KEYWORD,
+    "event.tls.serial": KEYWORD,
+    "event.tls.fingerprint": KEYWORD,
+    "event.tls.notbefore": KEYWORD,
+    "event.tls.notafter": KEYWORD,
+    "event.http.hostname": KEYWORD,
+    "event.http.url": LONG_KEYWORD,
+    "event.http.http_method": KEYWORD,
+    "event.http.length": LONG,
+}
+
+
 FORMAT = LogFormat(
     name="network_firewall",
+    fields=MAPPINGS,
     new_parser=_new_parser,
     description="AWS Network Firewall alert/flow/tls logs (JSON lines, Suricata EVE)",
 )

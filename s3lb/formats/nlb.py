@@ -2,7 +2,9 @@
 
 Space-separated and never quoted as a whole: ``alpn_client_preference_list`` holds
 literal quotes (``"h2","http/1.1"``) and is kept as logged. Times carry no zone (UTC);
-durations are integer milliseconds. 21 fields (older) or 22 (current); extra trailing
+durations are integer milliseconds. Every published version is accepted: ``1.0``
+(18 fields, through ``domain_name``), ``2.0`` (21 fields with the ALPN fields, or 22
+with ``tls_connection_creation_time``); absent fields are left out, extra trailing
 tokens are dropped. ``-`` is omitted everywhere.
 """
 
@@ -14,10 +16,12 @@ from typing import Any, final
 from s3lb.formats._base import Document, LogFormat, ParseError
 from s3lb.formats._fields import INT64, decode_line, split_host_port, to_int, url_decode
 from s3lb.formats._time import iso_utc_naive
+from s3lb.formats.mappings import DATE, INTEGER, IP, KEYWORD, LONG
 
 __all__ = ["FORMAT", "NlbParser"]
 
-MIN_FIELDS = 21
+#: Fields every line of a version has; versions not listed (later ones) need 21.
+MIN_FIELDS_BY_VERSION = {"1.0": 18, "2.0": 21}
 
 # Index → (name, kind); kinds: s string, i int64, u URL-encoded string, t timestamp.
 _FIELDS: tuple[tuple[int, str, str], ...] = (
@@ -54,10 +58,14 @@ class NlbParser:
         line = decode_line(raw)
         t = line.split()
         n = len(t)
-        if n < MIN_FIELDS:
-            if not t:
-                return None
-            raise ParseError(f"nlb: expected at least {MIN_FIELDS} fields, got {n}")
+        if not t:
+            return None
+        version = t[1] if n > 1 else ""
+        need = MIN_FIELDS_BY_VERSION.get(version, 21)
+        if n < need:
+            raise ParseError(
+                f"nlb: expected at least {need} fields for version {version!r}, got {n}"
+            )
         doc: dict[str, Any] = {"@timestamp": iso_utc_naive(t[2])}
         doc["client_ip"], doc["client_port"] = split_host_port(t[5], "client")
         doc["destination_ip"], doc["destination_port"] = split_host_port(t[6], "destination")
@@ -82,8 +90,37 @@ def _new_parser(options: Mapping[str, Any]) -> NlbParser:
     return NlbParser()
 
 
+#: Index mappings of the fields this format writes (dotted paths for nested objects).
+MAPPINGS: dict[str, dict[str, Any]] = {
+    "type": KEYWORD,
+    "version": KEYWORD,
+    "elb": KEYWORD,
+    "listener": KEYWORD,
+    "client_ip": IP,
+    "client_port": INTEGER,
+    "destination_ip": IP,
+    "destination_port": INTEGER,
+    "connection_time": LONG,
+    "tls_handshake_time": LONG,
+    "received_bytes": LONG,
+    "sent_bytes": LONG,
+    "incoming_tls_alert": INTEGER,
+    "chosen_cert_arn": KEYWORD,
+    "chosen_cert_serial": KEYWORD,
+    "tls_cipher": KEYWORD,
+    "tls_protocol_version": KEYWORD,
+    "tls_named_group": KEYWORD,
+    "domain_name": KEYWORD,
+    "alpn_fe_protocol": KEYWORD,
+    "alpn_be_protocol": KEYWORD,
+    "alpn_client_preference_list": KEYWORD,
+    "tls_connection_creation_time": DATE,
+}
+
+
 FORMAT = LogFormat(
     name="nlb",
+    fields=MAPPINGS,
     new_parser=_new_parser,
     description="Network Load Balancer access logs (TLS listeners)",
 )

@@ -16,6 +16,7 @@ from typing import Any, final
 from s3lb.formats._base import Document, LogFormat, ParseError
 from s3lb.formats._fields import INT64, QuotedTokenizer, decode_line, to_int, url_decode_plus
 from s3lb.formats._time import format_dt
+from s3lb.formats.mappings import INTEGER, IP, KEYWORD, LONG, LONG_KEYWORD
 
 __all__ = ["FIELDS", "FORMAT", "S3AccessParser"]
 
@@ -104,8 +105,40 @@ def _new_parser(options: Mapping[str, Any]) -> S3AccessParser:
     return S3AccessParser()
 
 
+#: Index mappings of the fields this format writes (dotted paths for nested objects).
+MAPPINGS: dict[str, dict[str, Any]] = {
+    "bucket_owner": KEYWORD,
+    "bucket": KEYWORD,
+    "remote_ip": IP,
+    "requester": KEYWORD,
+    "request_id": KEYWORD,
+    "operation": KEYWORD,
+    "key": LONG_KEYWORD,
+    "request_uri": LONG_KEYWORD,
+    "http_status": INTEGER,
+    "error_code": KEYWORD,
+    "bytes_sent": LONG,
+    "object_size": LONG,
+    "total_time": LONG,
+    "turn_around_time": LONG,
+    "referer": LONG_KEYWORD,
+    "user_agent": LONG_KEYWORD,
+    "version_id": KEYWORD,
+    "host_id": KEYWORD,
+    "signature_version": KEYWORD,
+    "cipher_suite": KEYWORD,
+    "authentication_type": KEYWORD,
+    "host_header": KEYWORD,
+    "tls_version": KEYWORD,
+    "access_point_arn": KEYWORD,
+    "acl_required": KEYWORD,
+    "source_region": KEYWORD,
+}
+
+
 FORMAT = LogFormat(
     name="s3access",
+    fields=MAPPINGS,
     new_parser=_new_parser,
     description="Amazon S3 server access logs",
 )

@@ -140,6 +140,7 @@ class _ObjectRun:
             key_regex=spec.key_regex,
             extra_fields=spec.extra_fields,
             max_line_bytes=reader.max_line_bytes,
+            last_modified=task.ref.event_time,
         )
         if not self.parser.key_matched:
             reader.telemetry.count("key_regex_mismatch")

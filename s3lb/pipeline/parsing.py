@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from s3lb.formats import (
     Document,
     LogFormat,
+    ObjectInfo,
     ParseError,
     RecordParser,
     detect_format,
@@ -59,10 +60,14 @@ class ObjectParser:
         key_regex: re.Pattern[str] | None = None,
         extra_fields: Mapping[str, Any] | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        last_modified: str = "",
     ) -> None:
         name = (detect_format(key) or "") if log_format == "auto" else log_format
         self.format: LogFormat | None = _format(name) if name else None
         self.key = key
+        #: The object's LastModified (or event time), ISO 8601: a time for records
+        #: that carry none (VPC flow formats without start/end).
+        self.last_modified = last_modified
         self.options = dict(options or {})
         self.max_line_bytes = max_line_bytes
         self._parser: RecordParser | None = None
@@ -137,7 +142,8 @@ class ObjectParser:
                 return None
             self.choose_format(first)
         assert self.format is not None
-        self._parser = self.format.new_parser(self.options)
+        obj = ObjectInfo(self.key, self.last_modified)
+        self._parser = self.format.open_parser(self.options, obj)
         return self._parser
 
 

@@ -16,6 +16,7 @@ from s3lb.errors import ConfigError
 from s3lb.formats import FORMATS
 from s3lb.pipeline.parsing import ObjectParser, ParseFailure
 from s3lb.sinks.elasticsearch import templates
+from tests.paths import DATA
 from tests.paths import SAMPLES as SAMPLES_DIR
 from tests.paths import SEED as SEED_DIR
 
@@ -24,11 +25,15 @@ SEED_SAMPLES = SEED_DIR
 SAMPLES: dict[str, list[Path]] = {
     "alb": [FORMAT_SAMPLES / "alb.log", SEED_SAMPLES / "alb.log", SEED_SAMPLES / "alb-unusual.log"],
     "elb": [FORMAT_SAMPLES / "clb.log", SEED_SAMPLES / "elb.log"],
-    "nlb": [FORMAT_SAMPLES / "nlb.log"],
+    "nlb": [FORMAT_SAMPLES / "nlb.log", *sorted((DATA / "real").glob("nlb_*.log"))],
     "cloudfront": [FORMAT_SAMPLES / "cloudfront.log", SEED_SAMPLES / "cloudfront.log"],
     "waf": [FORMAT_SAMPLES / "waf.log", SEED_SAMPLES / "waf.log"],
     "cloudtrail": [FORMAT_SAMPLES / "cloudtrail.json"],
-    "vpcflow": sorted(FORMAT_SAMPLES.glob("vpcflow_*.log")),
+    # The real corpus adds Transit Gateway fields and formats without start/end.
+    "vpcflow": [
+        *sorted(FORMAT_SAMPLES.glob("vpcflow_*.log")),
+        *sorted((DATA / "real").glob("*_fl-*.log")),
+    ],
     "s3access": [FORMAT_SAMPLES / "s3_access.log"],
     "route53_resolver": [FORMAT_SAMPLES / "route53_resolver.log"],
     "network_firewall": [FORMAT_SAMPLES / "network_firewall.log"],
@@ -39,9 +44,9 @@ INT32 = 2**31
 INT64 = 2**63
 
 
-def documents(fmt: str) -> Iterator[dict[str, Any]]:
+def documents(fmt: str, options: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     for path in SAMPLES[fmt]:
-        parser = ObjectParser(fmt, path.name)
+        parser = ObjectParser(fmt, path.name, options=options)
         cutter = parser.new_cutter()
         for record in [*cutter.feed(path.read_bytes()), *cutter.close()]:
             doc = parser.parse(record)
@@ -139,6 +144,33 @@ def test_sample_documents_fit_their_format_mappings(fmt: str) -> None:
             if isinstance(value, str) and _is_ip(value) and path not in NOT_IP:
                 assert mapping["type"] == "ip", (path, value)
     assert seen > 0
+
+
+@pytest.mark.parametrize("fmt", ["alb", "elb"])
+def test_the_raw_request_url_is_a_long_keyword(fmt: str) -> None:
+    docs = list(documents(fmt, {"raw_request_url": True}))
+    assert any("request_url_raw" in d for d in docs)
+    for doc in docs:
+        if "request_url_raw" in doc:
+            mapping = mapping_of(fmt, "request_url_raw", doc["request_url_raw"])
+            assert mapping == templates.FORMAT_FIELDS[fmt]["request_url"]
+
+
+def test_every_field_a_vpc_or_transit_gateway_header_names_has_a_mapping() -> None:
+    from s3lb.formats.vpcflow import KNOWN_FIELDS
+
+    fields = templates.FORMAT_FIELDS["vpcflow"]
+    assert {name.replace("-", "_") for name in KNOWN_FIELDS} <= set(fields)
+    for name in ("packets_lost_no_route", "tcp_flags", "srcport", "bytes", "traffic_path"):
+        assert fields[name]["type"] in ("integer", "long"), name
+
+
+def test_formats_declare_their_own_mappings_and_aliases_share_them() -> None:
+    for name, fmt in FORMATS.items():
+        canonical = templates.known_format(name)
+        assert canonical == (fmt.alias_of or name)
+        assert templates.FORMAT_FIELDS[canonical] == dict(fmt.fields)
+    assert "clb" not in templates.FORMAT_FIELDS
 
 
 def test_every_registered_format_has_mappings() -> None:

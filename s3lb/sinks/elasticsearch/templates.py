@@ -28,15 +28,9 @@ from typing import Any
 
 from s3lb import __version__
 from s3lb.errors import ConfigError
-from s3lb.sinks.elasticsearch.fields import (
-    DATE,
-    DOUBLE,
-    FORMAT_FIELDS,
-    IP,
-    KEYWORD,
-    LONG,
-    LONG_KEYWORD,
-)
+from s3lb.formats import FORMATS
+from s3lb.formats.mappings import DATE, DOUBLE, IP, KEYWORD, LONG, LONG_KEYWORD
+from s3lb.sinks.elasticsearch.fields import FORMAT_FIELDS
 
 __all__ = [
     "BASE_TEMPLATE",
@@ -53,8 +47,6 @@ __all__ = [
 _META = {"managed_by": "s3lb", "version": __version__}
 
 #: Other names of the same format.
-ALIASES = {"clb": "elb"}
-
 BASE_TEMPLATE: dict[str, Any] = {
     "template": {
         "mappings": {
@@ -78,7 +70,9 @@ BASE_TEMPLATE: dict[str, Any] = {
 
 def known_format(name: str) -> str | None:
     """The canonical name of format ``name`` when s3lb has mappings for it."""
-    name = ALIASES.get(name, name)
+    fmt = FORMATS.get(name)
+    if fmt is not None and fmt.alias_of is not None:
+        name = fmt.alias_of
     return name if name in FORMAT_FIELDS else None
 
 
