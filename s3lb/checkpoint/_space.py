@@ -188,6 +188,10 @@ class FileGuard:
         need = 2 * self._psize
         if size >= need:
             need = (self._env.info()["last_pgno"] + 1) * self._psize
+            # Measured again after reading the pages in use: a commit in another thread
+            # between the two reads grows the file before it publishes its last page,
+            # so only a size taken after ``need`` is comparable with it.
+            size = os.fstat(self._fd).st_size
         if size < need:
             raise CheckpointCorrupt(
                 f"checkpoint store {self._data.parent} was truncated while in use "

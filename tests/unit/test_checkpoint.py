@@ -819,3 +819,34 @@ class CheckpointModel(RuleBasedStateMachine):
 
 
 TestCheckpointModel = CheckpointModel.TestCase
+
+
+def test_a_commit_growing_the_file_during_the_size_check_is_not_taken_for_a_truncation(
+    tmp_path: Path,
+) -> None:
+    """The truncation check reads the pages in use, then the file size: a commit by
+    another thread in between (the file grows, then the last page is published) must
+    not stop the store (seen as a failed import rerun after kill -9)."""
+    from s3lb.checkpoint._space import FileGuard
+
+    store = tmp_path / "checkpoint"
+    store.mkdir()
+    data = store / "data.mdb"
+    data.write_bytes(b"\0" * 4096 * 4)
+
+    class Committing:
+        """An environment whose info() lands a commit first, as another thread would."""
+
+        def stat(self) -> dict[str, int]:
+            return {"psize": 4096}
+
+        def info(self) -> dict[str, int]:
+            with data.open("ab") as f:
+                f.write(b"\0" * 4096 * 2)  # the commit wrote two pages, then published
+            return {"last_pgno": 5}
+
+    guard = FileGuard(Committing(), store, tmp_path)  # type: ignore[arg-type]
+    try:
+        guard.check()
+    finally:
+        guard.close()
