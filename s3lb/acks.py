@@ -153,15 +153,19 @@ class ObjectTracker:
         self.total = -1
         self.failure = ""
         self.gone = False
+        self.set_aside = False
         self._on_finished = on_finished
         self._finished = False
 
     @property
     def status(self) -> str:
-        """``reading``, ``acking`` (read to the end, acks pending), ``done``, ``failed``
-        or ``gone``."""
+        """``reading``, ``acking`` (read to the end, acks pending), ``done``, ``failed``,
+        ``gone`` or ``set_aside`` (kept in the dead-letter store whole, e.g. its format
+        is unknown: its message may go, and a later import retries it)."""
         if self.gone:
             return "gone"
+        if self.set_aside:
+            return "set_aside"
         if self.failure:
             return "failed"
         if self.reading:
@@ -211,6 +215,13 @@ class ObjectTracker:
         self.gone = gone
         self._check()
 
+    def put_aside(self, reason: str) -> None:
+        """The object as a whole was dead-lettered for ``reason`` (nothing was sent)."""
+        self.reading = False
+        self.failure = reason
+        self.set_aside = True
+        self._check()
+
     def _check(self) -> None:
         if self._finished:
             return
@@ -243,7 +254,7 @@ class MessageTracker:
     def deletable(self) -> bool:
         """Every object was shipped (or no longer exists): the message may go."""
         return len(self.finished_objects) == self.expected and all(
-            t.status in ("done", "gone") for t in self.finished_objects
+            t.status in ("done", "gone", "set_aside") for t in self.finished_objects
         )
 
 

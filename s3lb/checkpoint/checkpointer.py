@@ -31,7 +31,7 @@ def state_of(tracker: ObjectTracker) -> ObjectState:
         "done"
         if status in ("done",)
         else "failed"
-        if status in ("failed", "gone")
+        if status in ("failed", "gone", "set_aside")
         else "in_progress"
     )
     counts = tracker.counts

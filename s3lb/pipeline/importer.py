@@ -312,7 +312,7 @@ class Importer:
         committer: Committer,
         tracker: ObjectTracker,
     ) -> None:
-        failed = tracker.status == "failed"
+        failed = tracker.status in ("failed", "set_aside")
         run.cursor.finish(entry, failed=failed)
         if failed:
             self._tally.failed += 1

@@ -104,7 +104,9 @@ class ObjectReader:
             self.telemetry.count("objects_gone")
             self.telemetry.warning("object gone; nothing to ship", reason=str(exc), **where)
             tracker.fail(str(exc), gone=True)
-        except (ObjectCorrupt, AccessDenied, SourceUnavailable, UnknownFormat) as exc:
+        except UnknownFormat as exc:
+            await self._set_aside(tracker, "unknown_format", str(exc))
+        except (ObjectCorrupt, AccessDenied, SourceUnavailable) as exc:
             self._failed(tracker, str(exc))
         except Exception as exc:
             # A bug must cost one object (its message is redelivered), not the daemon.
@@ -112,6 +114,26 @@ class ObjectReader:
             self._failed(tracker, f"internal error: {type(exc).__name__}: {exc}")
         else:
             tracker.finish_reading()
+
+    async def _set_aside(self, tracker: ObjectTracker, kind: str, reason: str) -> None:
+        """Keep the whole object in the dead-letter store (one entry naming bucket, key,
+        version and reason) and let its message go: redelivery cannot help, and a later
+        ``s3lb import`` with the right ``log_format`` retries it (the store marks it
+        failed). If the entry cannot be written, the object fails instead."""
+        try:
+            await self.dead_letter.write([entry(kind, reason, tracker.ref, 0)])
+        except OSError as exc:
+            self._failed(tracker, f"{reason}; dead-lettering the object failed: {exc}")
+            return
+        self.telemetry.count("objects_set_aside")
+        self.telemetry.warning(
+            "object dead-lettered whole; its message is deleted",
+            kind=kind,
+            reason=reason,
+            bucket=tracker.ref.bucket,
+            key=tracker.ref.key,
+        )
+        tracker.put_aside(reason)
 
     def _failed(self, tracker: ObjectTracker, reason: str) -> None:
         self.telemetry.count("objects_failed")

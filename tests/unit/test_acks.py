@@ -72,3 +72,14 @@ def test_records_passed_over_report_progress_so_their_watermark_is_checkpointed(
     assert progressed == [1, 2, 3]
     tracker.pass_over(5, 50)  # beyond a gap: no new prefix, nothing to commit
     assert progressed == [1, 2, 3]
+
+
+def test_an_object_put_aside_lets_its_message_go_while_a_failed_one_keeps_it() -> None:
+    done: list[MessageTracker] = []
+    message = MessageTracker("m", 1, done.append)
+    tracker = ObjectTracker(REF, message.object_finished)
+    tracker.put_aside("no format")
+    assert done == [message] and message.deletable and tracker.status == "set_aside"
+    kept = MessageTracker("k", 1, done.append)
+    ObjectTracker(REF, kept.object_finished).fail("corrupt gzip")
+    assert not kept.deletable
