@@ -108,6 +108,11 @@ class ObjectReader:
             await self._set_aside(tracker, "unknown_format", str(exc))
         except (ObjectCorrupt, AccessDenied, SourceUnavailable) as exc:
             self._failed(tracker, str(exc))
+        except trio.BrokenResourceError:
+            # The sink is gone (its output closed, e.g. a reader of stdout went away):
+            # the daemon is stopping. The object stays unfinished, so its message is
+            # released, not deleted.
+            self.telemetry.info("sink closed; object left for redelivery", **where)
         except Exception as exc:
             # A bug must cost one object (its message is redelivered), not the daemon.
             log.exception("unexpected error while reading %s", ref)

@@ -397,3 +397,24 @@ def test_an_output_path_naming_a_directory_is_refused_by_check_and_run(
         "s3lb run: configuration error: output.file.path: ./out/ names a directory"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_the_demo_into_a_pipe_closed_after_one_line_ends_quietly(tmp_path: Path) -> None:
+    """``s3lb demo | head -1``: the daemon's file sink loses its reader mid-run; the
+    readers then stop without an "internal error" traceback (the objects are left for
+    redelivery) and the command exits as ``yes | head`` does."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "s3lb", "demo"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith('{"@metadata"')
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(120) == 141, err
+    for noise in ("Traceback", "internal error", "BrokenResourceError"):
+        assert noise not in err, err
