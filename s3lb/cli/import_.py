@@ -35,7 +35,8 @@ import trio
 
 from s3lb.aws.s3 import ListedObject
 from s3lb.aws.session import AwsSession
-from s3lb.config import Config, load
+from s3lb.cli.common import load_config, run_trio
+from s3lb.config import Config
 from s3lb.pipeline import Importer, ImportJob, ImportOptions, ImportStatistics, run_import
 from s3lb.sources import format_time
 from s3lb.telemetry import Telemetry
@@ -88,12 +89,8 @@ def add_parser(commands: Any) -> None:
 
 def _cmd_import(args: argparse.Namespace) -> int:
     # Late import: the CLI's main module loads this one to build its parser.
-    from s3lb.cli.main import run_trio
-
     telemetry = Telemetry()
-    config, warnings = load(args.config)
-    for warning in warnings:
-        telemetry.warning("configuration: " + warning, file=args.config)
+    config = load_config(args)
     options = ImportOptions(
         since=args.since,
         to=args.to,

@@ -25,7 +25,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from s3lb.config import ElasticsearchOutput, load, parse_duration
+from s3lb.cli.common import load_config, run_trio
+from s3lb.config import ElasticsearchOutput, parse_duration
 from s3lb.errors import ConfigError, SinkUnavailable
 from s3lb.sinks.elasticsearch.replay import ReplayBusy, replay
 from s3lb.telemetry import Telemetry
@@ -50,12 +51,8 @@ def add_parser(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from s3lb.cli.main import run_trio  # the CLI's trio.run, which unwraps our errors
-
-    config, warnings = load(args.config)
+    config = load_config(args)
     telemetry = Telemetry()
-    for warning in warnings:
-        telemetry.warning("configuration: " + warning, file=args.config)
     output = config.output.elasticsearch
     if output is None or not output.enabled:
         raise ConfigError("replay-dead-letter needs output.elasticsearch", "output")

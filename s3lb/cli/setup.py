@@ -20,7 +20,8 @@ import json
 import sys
 from typing import Any
 
-from s3lb.config import ElasticsearchOutput, load
+from s3lb.cli.common import load_config, run_trio
+from s3lb.config import ElasticsearchOutput
 from s3lb.errors import ConfigError, SinkUnavailable
 from s3lb.sinks.elasticsearch.setup import configured_formats, install, plan
 
@@ -68,11 +69,9 @@ async def _install_and_report(
 
 
 def _run(args: argparse.Namespace) -> int:
-    from s3lb.cli.main import run_trio  # the CLI's trio.run, which unwraps our errors
-
-    config, warnings = load(args.config)
-    for warning in warnings:
-        print(f"s3lb setup: configuration: {warning}", file=sys.stderr)
+    config = load_config(
+        args, lambda warning: print(f"s3lb setup: configuration: {warning}", file=sys.stderr)
+    )
     output = config.output.elasticsearch
     if output is None or not output.enabled:
         raise ConfigError("s3lb setup needs output.elasticsearch", "output")
