@@ -29,13 +29,14 @@ from s3lb.aws.session import AwsSession
 from s3lb.aws.sqs import SqsClient
 from s3lb.checkpoint import CheckpointStore, open_checkpoint_store
 from s3lb.checkpoint.checkpointer import Checkpointer
-from s3lb.config import Config, ElasticsearchOutput
+from s3lb.config import Config, ElasticsearchOutput, FileOutput
 from s3lb.deadletter import DeadLetter
 from s3lb.errors import ConfigError
 from s3lb.pipeline.objects import ObjectReader
 from s3lb.sinks.elasticsearch.indexes import IndexNamer
+from s3lb.sinks.elasticsearch.redact import redact_url
 from s3lb.sinks.elasticsearch.sink import ElasticsearchSink
-from s3lb.sinks.file import FileSink, describe_output
+from s3lb.sinks.file import FileSink
 from s3lb.sources import InputRuntime, ObjectTask
 from s3lb.sources.sqs import QueueInput, SqsSource
 from s3lb.telemetry import Telemetry
@@ -260,3 +261,11 @@ async def _stats(telemetry: Telemetry, source: SqsSource, interval: float) -> No
     while True:
         await trio.sleep(interval)
         telemetry.stats_line(source.in_flight)
+
+
+def describe_output(output: ElasticsearchOutput | FileOutput) -> dict[str, str]:
+    """How log lines name an output, either kind, as its configuration does:
+    ``output=file path=…`` or ``output=elasticsearch hosts=…`` (passwords masked)."""
+    if isinstance(output, FileOutput):
+        return {"output": "file", "path": output.target()}
+    return {"output": "elasticsearch", "hosts": ",".join(map(redact_url, output.host_urls()))}

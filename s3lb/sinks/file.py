@@ -16,15 +16,14 @@ import msgspec
 import trio
 
 from s3lb.acks import settle
-from s3lb.config import ElasticsearchOutput, FileOutput
+from s3lb.config import FileOutput
 from s3lb.errors import ConfigError
-from s3lb.sinks.elasticsearch.client import redact_url
 from s3lb.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from s3lb.acks import BulkItem
 
-__all__ = ["FileSink", "describe_output", "open_target"]
+__all__ = ["FileSink", "open_target"]
 
 _encoder = msgspec.json.Encoder()
 
@@ -66,14 +65,6 @@ def open_target(target: str, where: str = "output.file.path") -> BinaryIO:
         return open(path, "ab")
     except OSError as exc:
         raise ConfigError(f"cannot write {target}: {exc.strerror or exc}", where) from None
-
-
-def describe_output(output: ElasticsearchOutput | FileOutput) -> dict[str, str]:
-    """How log lines name an output, either kind, as its configuration does:
-    ``output=file path=…`` or ``output=elasticsearch hosts=…`` (passwords masked)."""
-    if isinstance(output, FileOutput):
-        return {"output": "file", "path": output.target()}
-    return {"output": "elasticsearch", "hosts": ",".join(map(redact_url, output.host_urls()))}
 
 
 def _line(item: BulkItem) -> bytes:
