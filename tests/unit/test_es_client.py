@@ -288,3 +288,13 @@ async def test_missing_aws_credentials_are_an_outage_to_retry_not_a_crash(
         await sink.deliver(items)
     assert tracker.settled == 0 and fake.requests == []
     assert sink.telemetry.counters["bulk_failures"] >= 1
+
+
+def test_sigv4_takes_its_region_from_aws_region_as_the_error_message_says(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS_REGION alone (what the SDKs and the CLI v2 read) is enough, as for the queues."""
+    with pytest.raises(ConfigError, match="AWS_REGION"):
+        SigV4Auth(AwsAuth(service="es"))  # type: ignore[arg-type]
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    assert SigV4Auth(AwsAuth(service="es")).region == "eu-central-1"  # type: ignore[arg-type]

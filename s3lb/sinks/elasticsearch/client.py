@@ -14,6 +14,7 @@ three reach the cluster the same way:
 from __future__ import annotations
 
 import base64
+import os
 import ssl
 import warnings
 from collections.abc import AsyncGenerator, Generator, Mapping
@@ -200,10 +201,18 @@ class SigV4Auth(httpx.Auth):
         self._session = botocore.session.get_session()
         if settings.profile:
             self._session.set_config_variable("profile", settings.profile)
-        self.region = settings.region or self._session.get_config_variable("region") or ""
+        # The same order as the queues' region: the setting, AWS_REGION (what the SDKs and
+        # CLI v2 read), then botocore's own (AWS_DEFAULT_REGION, the profile's region).
+        self.region = (
+            settings.region
+            or os.environ.get("AWS_REGION", "")
+            or self._session.get_config_variable("region")
+            or ""
+        )
         if not self.region:
             raise ConfigError(
-                "no region: set aws_auth.region or AWS_REGION", "output.elasticsearch.aws_auth"
+                "no region: set aws_auth.region, AWS_REGION or AWS_DEFAULT_REGION",
+                "output.elasticsearch.aws_auth",
             )
         self.service = settings.service
         self._credentials: botocore.credentials.Credentials | None = None
