@@ -104,7 +104,7 @@ def _le(bound: float) -> str:
 def make_registry(telemetry: Telemetry) -> CollectorRegistry:
     """A registry of s3lb's metrics plus the process and platform collectors."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(TelemetryCollector(telemetry))  # type: ignore[arg-type]
+    registry.register(TelemetryCollector(telemetry))
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     return registry

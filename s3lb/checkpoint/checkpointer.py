@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import trio
 
 from s3lb.acks import ObjectTracker
-from s3lb.checkpoint import CheckpointStore, ObjectState, RecordCounts
+from s3lb.checkpoint import CheckpointStore, ObjectState, RecordCounts, Status
 from s3lb.crashpoints import crash_point
 from s3lb.errors import CheckpointCorrupt, CheckpointError, CheckpointFull
 from s3lb.telemetry import Telemetry
@@ -27,7 +27,7 @@ def state_of(tracker: ObjectTracker) -> ObjectState:
     """The checkpoint of ``tracker``'s object as it stands."""
     ref, mark = tracker.ref, tracker.watermark
     status = tracker.status
-    stored = (
+    stored: Status = (
         "done"
         if status in ("done",)
         else "failed"

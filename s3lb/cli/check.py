@@ -115,14 +115,23 @@ async def run_checks(config: Config, timeout: float = 10.0) -> list[Check]:
     jobs: list[tuple[str, Probe]] = [
         ("aws credentials", lambda http: _credentials(config, session, http))
     ]
-    jobs += [(f"queue {u}", lambda http, u=u: _queue(session, http, u)) for u in _queues(config)]
-    jobs += [(f"bucket {b}", lambda http, b=b: _bucket(session, http, b)) for b in _buckets(config)]
+
+    def queue(url: str) -> Probe:
+        return lambda http: _queue(session, http, url)
+
+    def bucket(name: str) -> Probe:
+        return lambda http: _bucket(session, http, name)
+
+    jobs += [(f"queue {u}", queue(u)) for u in _queues(config)]
+    jobs += [(f"bucket {b}", bucket(b)) for b in _buckets(config)]
     sink = config.sink
     if isinstance(sink, ElasticsearchOutput):
-        jobs += [
-            (f"cluster {redact_url(u)}", lambda http, u=u: _cluster(sink, u))
-            for u in sink.host_urls()
-        ]
+        out = sink
+
+        def cluster(url: str) -> Probe:
+            return lambda _http: _cluster(out, url)
+
+        jobs += [(f"cluster {redact_url(u)}", cluster(u)) for u in sink.host_urls()]
     results: list[Check] = [Check("FAIL", what, "not run") for what, _ in jobs]
 
     async def run(i: int, http: httpx.AsyncClient) -> None:

@@ -123,7 +123,8 @@ def unwrap(error: BaseException) -> BaseException:
     if not isinstance(error, BaseExceptionGroup):
         return error
     for kind in _PLAIN:
-        found, _ = error.split(kind)
+        group, _ = error.split(kind)
+        found: BaseException | None = group
         while isinstance(found, BaseExceptionGroup):
             found = found.exceptions[0]
         if found is not None:

@@ -192,7 +192,7 @@ def _table(
     done = [o for o in ordered if o.status == "done"]
     shown += done[:max_done_rows]
     if shown:
-        rows = [
+        rows: list[tuple[str, ...]] = [
             (
                 o.status,
                 str(o.acked),
@@ -204,7 +204,15 @@ def _table(
             )
             for o in shown
         ]
-        header = ("STATUS", "ACKED", "OFFSET", "UPDATED", "VERSION", "OBJECT", "ERROR")
+        header: tuple[str, ...] = (
+            "STATUS",
+            "ACKED",
+            "OFFSET",
+            "UPDATED",
+            "VERSION",
+            "OBJECT",
+            "ERROR",
+        )
         squeeze = [(6, 16, _cut_end), (5, 24, _cut_middle), (6, 5, _cut_end)]
         lines += _grid(header, rows, width, squeeze)
     hidden = len(done) - max_done_rows

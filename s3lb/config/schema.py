@@ -77,7 +77,7 @@ class _Base(msgspec.Struct, frozen=True, forbid_unknown_fields=False, kw_only=Tr
     pass
 
 
-class Input(_Base):
+class Input(_Base, frozen=True):
     """One ``inputs:`` entry: an SQS queue set (``type: sqs``) or a bucket listing
     (``type: s3``, used by ``s3lb import``)."""
 
@@ -103,7 +103,7 @@ MAX_WORKERS = 1024
 _Workers = Annotated[int, msgspec.Meta(ge=1, le=MAX_WORKERS)]
 
 
-class CheckpointSettings(_Base):
+class CheckpointSettings(_Base, frozen=True):
     """``s3lb.checkpoint``: the LMDB store under ``state_dir/checkpoint``."""
 
     #: Size of the store's memory map: the most it can hold (the file grows as used),
@@ -111,7 +111,7 @@ class CheckpointSettings(_Base):
     map_size: Annotated[int, msgspec.Meta(ge=MIN_MAP_SIZE, le=MAX_MAP_SIZE)] = 1 << 30
 
 
-class Settings(_Base):
+class Settings(_Base, frozen=True):
     """The ``s3lb:`` (or ``s3logsbeat:``) section."""
 
     inputs: list[Input] = []
@@ -137,14 +137,14 @@ class Settings(_Base):
     checkpoint: CheckpointSettings = CheckpointSettings()
 
 
-class Backoff(_Base):
+class Backoff(_Base, frozen=True):
     """Retry delays for whole-request failures: exponential from ``init`` to ``max``."""
 
     init: Duration = Duration(1)
     max: Duration = Duration(60)
 
 
-class Ssl(_Base):
+class Ssl(_Base, frozen=True):
     """``output.elasticsearch.ssl``: beats' names. Verification is on unless
     ``verification_mode: none``."""
 
@@ -160,7 +160,7 @@ class Ssl(_Base):
     key_passphrase: str = ""
 
 
-class AwsAuth(_Base):
+class AwsAuth(_Base, frozen=True):
     """``output.elasticsearch.aws_auth``: sign requests with SigV4 for Amazon OpenSearch
     Service (``es``) or OpenSearch Serverless (``aoss``); credentials come from
     botocore's usual chain."""
@@ -172,7 +172,7 @@ class AwsAuth(_Base):
     profile: str = ""
 
 
-class ElasticsearchOutput(_Base):
+class ElasticsearchOutput(_Base, frozen=True):
     """``output.elasticsearch``: beats names where beats has one."""
 
     enabled: bool = True
@@ -230,7 +230,7 @@ class ElasticsearchOutput(_Base):
         return urls
 
 
-class FileOutput(_Base):
+class FileOutput(_Base, frozen=True):
     """``output.file``: NDJSON to ``path`` (``-`` is stdout). With ``filename``,
     ``path`` is the directory, as in beats."""
 
@@ -245,19 +245,19 @@ class FileOutput(_Base):
         return self.path
 
 
-class Outputs(_Base):
+class Outputs(_Base, frozen=True):
     elasticsearch: ElasticsearchOutput | None = None
     file: FileOutput | None = None
 
 
-class Aws(_Base):
+class Aws(_Base, frozen=True):
     """``aws:`` overrides; botocore's usual chain applies otherwise."""
 
     region: str = ""
     profile: str = ""
 
 
-class Metrics(_Base):
+class Metrics(_Base, frozen=True):
     """``metrics:``: the Prometheus endpoint of ``s3lb run`` (off unless ``listen`` is set)."""
 
     #: ``HOST:PORT`` to serve ``/metrics`` on, e.g. ``127.0.0.1:9108``; empty: no endpoint.
@@ -273,7 +273,7 @@ class Metrics(_Base):
                 raise ValueError(f"invalid listen address: {exc}") from None
 
 
-class Config(_Base):
+class Config(_Base, frozen=True):
     """The whole file, normalised: ``settings`` is the ``s3lb:``/``s3logsbeat:`` section."""
 
     settings: Settings

@@ -92,7 +92,7 @@ class LogFormat:
     new_parser: Callable[[Mapping[str, Any]], RecordParser]
     splitter: Callable[[], RecordSplitter] | None = None
     description: str = ""
-    validate_options: Callable[[Mapping[str, Any]], None] = field(default=lambda _o: None)
+    validate_options: Callable[[Mapping[str, Any]], object] = field(default=lambda _o: None)
     stateful: bool = False
     fields: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     object_parser: Callable[[Mapping[str, Any], ObjectInfo], RecordParser] | None = None

@@ -197,16 +197,16 @@ def _fast(t: Sequence[str], n: int, raw: bool) -> Document:
     if n > MIN_FIELDS:
         values = t[MIN_FIELDS:KNOWN_FIELDS]
         doc.update(compress(zip(_NEWER_NAMES, values, strict=False), map(_KEEP.get, values, _TRUE)))
-        v = doc.get("matched_rule_priority")
-        if v is not None:
-            i = doc["matched_rule_priority"] = int(v)
+        priority = doc.get("matched_rule_priority")
+        if priority is not None:
+            i = doc["matched_rule_priority"] = int(priority)
             if not _INT32_MIN <= i <= _INT32_MAX:
                 raise ValueError
-        v = doc.get("request_creation_time")
-        if v is not None:
-            doc["request_creation_time"] = iso_utc(v)
-        v = doc.get("chosen_cert_arn")
-        if v is not None and v[:4] != "arn:" and v != "session-reused":
+        created = doc.get("request_creation_time")
+        if created is not None:
+            doc["request_creation_time"] = iso_utc(created)
+        cert = doc.get("chosen_cert_arn")
+        if cert is not None and cert[:4] != "arn:" and cert != "session-reused":
             raise ValueError
     return doc
 
