@@ -76,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
+#: Commands that run unattended (under systemd): a bug's traceback is always logged.
+_DAEMONS = frozenset({"run", "import"})
+
+
 def _report(error: BaseException, command: str, *, debug: bool) -> int:
     """Say what went wrong in one line on stderr; return the exit status for it."""
     error = unwrap(error)
@@ -103,7 +107,9 @@ def _report(error: BaseException, command: str, *, debug: bool) -> int:
             "the output of the same command run with --log-level debug."
         )
     try:
-        if debug and status == Exit.BUG:
+        # A daemon's rare crash cannot simply be run again with --log-level debug: its
+        # journal keeps the traceback the maintainers need.
+        if status == Exit.BUG and (debug or command in _DAEMONS):
             traceback.print_exception(error, file=sys.stderr)
         print(redact_text(line), file=sys.stderr)
     except OSError:
