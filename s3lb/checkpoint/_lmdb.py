@@ -34,6 +34,7 @@ from typing import Final, Literal, final
 import lmdb
 import msgspec
 
+from s3lb.checkpoint import integrity
 from s3lb.checkpoint._space import FileGuard, is_no_space, no_space_message
 from s3lb.checkpoint.records import (
     ImportCursor,
@@ -88,18 +89,8 @@ _DB_IMPORTS = b"imports"
 _DB_META = b"meta"
 _USAGE_WARN = 0.8
 
-# LMDB failures that mean the bytes on disk are wrong, as opposed to errno failures
-# (permissions, read-only filesystem, disk full) that must never cause a quarantine.
-CORRUPTION: Final = (
-    lmdb.CorruptedError,
-    lmdb.InvalidError,
-    lmdb.PageNotFoundError,
-    lmdb.PanicError,
-    lmdb.VersionMismatchError,
-    lmdb.IncompatibleError,
-    lmdb.BadDbiError,
-    msgspec.DecodeError,  # includes msgspec.ValidationError
-)
+#: What :mod:`.integrity` counts as damage, and values that do not decode.
+CORRUPTION: Final = (*integrity.CORRUPTION, msgspec.DecodeError)  # DecodeError: ValidationError too
 
 
 def store_dir(state_dir: str | os.PathLike[str]) -> Path:

@@ -16,14 +16,16 @@ from typing import Any
 
 import lmdb
 
-__all__ = ["CORRUPT", "INCONCLUSIVE", "truncated", "walk"]
+__all__ = ["CORRUPT", "CORRUPTION", "INCONCLUSIVE", "truncated", "walk"]
 
 #: Exit status of the child when the store is damaged.
 CORRUPT = 3
 #: Exit status of the child when LMDB refused for another reason (permissions…).
 INCONCLUSIVE = 4
 
-_CORRUPTION = (
+#: LMDB failures that mean the bytes on disk are wrong, as opposed to errno failures
+#: (permissions, read-only filesystem, disk full) that must never cause a quarantine.
+CORRUPTION = (
     lmdb.CorruptedError,
     lmdb.InvalidError,
     lmdb.PageNotFoundError,
@@ -59,7 +61,7 @@ def walk(path: str) -> int:
             with env.begin(db=db) as txn:
                 for _ in txn.cursor():
                     pass
-    except _CORRUPTION as exc:
+    except CORRUPTION as exc:
         print(f"{type(exc).__name__}: {exc}")
         return CORRUPT
     except lmdb.Error as exc:
