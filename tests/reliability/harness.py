@@ -47,6 +47,7 @@ from s3lb.telemetry import Telemetry
 from tests.fakes.fake_es import FakeEs
 from tests.fakes.fake_sqs import FakeSqs, _Stored
 from tests.reliability.corpus import Corpus, CorpusObject
+from tests.support.configs import s3lb_config
 
 __all__ = [
     "QUEUE",
@@ -377,21 +378,10 @@ class MemoryStore:
 
 
 def rig_config(state_dir: Path, **overrides: Any) -> str:
-    """A daemon configuration for the rig; ``overrides`` are ``s3lb.*`` keys or
-    ``output.elasticsearch.*`` keys written with a leading ``es_``."""
-    settings: dict[str, Any] = {
-        "state_dir": str(state_dir),
-        "shutdown_timeout": "30s",
-        "wait_time": "20s",
-        "max_inflight_messages": 20,
-        "object_workers": 4,
-        "stats_interval": "1h",
-        "inputs": [
-            {"type": "sqs", "queues_url": [QUEUE], "log_format": "auto", "poll_frequency": "1s"}
-        ],
-    }
+    """The rig's configuration (:func:`~tests.support.configs.s3lb_config`, timings for
+    the autojump clock); ``overrides`` are ``s3lb.*`` keys or ``output.elasticsearch.*``
+    keys written with a leading ``es_`` (``__`` for a dot)."""
     es: dict[str, Any] = {
-        "hosts": ["http://es.rel.invalid:9200"],
         "index": "rel-%{+yyyy.MM.dd}",
         "flush_interval": "1s",
         "bulk_max_size": 50,
@@ -399,12 +389,26 @@ def rig_config(state_dir: Path, **overrides: Any) -> str:
         "backoff.init": "1s",
         "backoff.max": "30s",
     }
+    settings: dict[str, Any] = {
+        "shutdown_timeout": "30s",
+        "wait_time": "20s",
+        "max_inflight_messages": 20,
+        "object_workers": 4,
+        "stats_interval": "1h",
+    }
     for key, value in overrides.items():
         if key.startswith("es_"):
             es[key[3:].replace("__", ".")] = value
         else:
             settings[key] = value
-    return json.dumps({"s3lb": settings, "output.elasticsearch": es})
+    return s3lb_config(
+        state_dir=state_dir,
+        queues=[QUEUE],
+        input_options={"poll_frequency": "1s"},
+        es_url="http://es.rel.invalid:9200",
+        es=es,
+        **settings,
+    )
 
 
 class TimedEsTransport(httpx.AsyncBaseTransport):

@@ -30,13 +30,15 @@ import httpx
 import pytest
 
 from s3lb.crashpoints import NAMES
-from tests.conftest import Aws, wait_until
+from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
 from tests.reliability.corpus import generate
 from tests.reliability.harness import dead_letters
-from tests.reliability.process import Runner, daemon_config, notify, upload
+from tests.reliability.process import daemon_config, notify, upload
 from tests.reliability.proxy import FaultProxy
 from tests.reliability.test_process import check_delivered, check_store
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -113,10 +115,9 @@ def test_r23_soak_under_a_seeded_fault_schedule(
             object_workers=4,
             max_hold="2m",
             es={"bulk_max_size": 300, "worker": 2, "timeout": "5s", "backoff.max": "2s"},
+            metrics=f"127.0.0.1:{metrics}",
         )
-        config = json.loads(config)
-        config["metrics.listen"] = f"127.0.0.1:{metrics}"
-        runner = Runner(tmp_path, json.dumps(config), {"AWS_ENDPOINT_URL_S3": s3_proxy.url})
+        runner = S3lbProcess(tmp_path, config, {"AWS_ENDPOINT_URL_S3": s3_proxy.url})
         end = time.monotonic() + SECONDS
 
         def crash_next() -> None:
@@ -267,10 +268,9 @@ def test_r21_a_rollover_between_an_applied_bulk_and_its_resend_is_a_known_duplic
             [queue],
             proxy.url,
             es={"index": stream, "data_stream": True, "backoff.init": "3s", "backoff.max": "3s"},
+            metrics=f"127.0.0.1:{metrics}",
         )
-        config = json.loads(text)
-        config["metrics.listen"] = f"127.0.0.1:{metrics}"
-        (tmp_path / "s3lb.yml").write_text(json.dumps(config))
+        (tmp_path / "s3lb.yml").write_text(text)
         setup = subprocess.run(
             [sys.executable, "-m", "s3lb", "setup", "-c", "s3lb.yml"],
             cwd=tmp_path,
@@ -280,7 +280,7 @@ def test_r21_a_rollover_between_an_applied_bulk_and_its_resend_is_a_known_duplic
         )
         assert setup.returncode == 0, setup.stderr
         cluster.put(f"/_data_stream/{stream}").raise_for_status()
-        with Runner(tmp_path, json.dumps(config)) as runner:
+        with S3lbProcess(tmp_path, text) as runner:
             runner.start(wait=True)
             proxy.reset_after = 20  # the first bulk answer is cut after 20 bytes
             notify(aws, queue, corpus.objects)

@@ -22,11 +22,13 @@ from pathlib import Path
 import pytest
 
 from s3lb.checkpoint import open_store_readonly
-from tests.conftest import Aws, wait_until
+from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
 from tests.reliability.corpus import Corpus, generate
 from tests.reliability.harness import dead_letters
-from tests.reliability.process import Runner, daemon_config, notify, upload
+from tests.reliability.process import daemon_config, notify, upload
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +90,7 @@ def test_fifty_random_kill_9s_lose_and_double_nothing(
     config = daemon_config(
         state_dir, [queue], fake_es.url, object_workers=3, es={"bulk_max_size": 100}
     )
-    runner = Runner(tmp_path, config)
+    runner = S3lbProcess(tmp_path, config)
     report: dict[str, object] = {"kills": 0, "killed_before_ready": 0, "resumed_objects": 0}
     started = time.monotonic()
     with runner:
