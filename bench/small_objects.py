@@ -34,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _harness as h
 
+from tests.fakes.fake_es import FakeEs
+
 
 def serial(aws_url: str, queue_url: str, es_url: str, expected: int) -> float:
     """The one-at-a-time shipper; seconds to delete ``expected`` messages."""
@@ -109,14 +111,13 @@ def main() -> None:
     if args.quick:
         args.objects = 300
     h.header("small objects: one-line objects drained by s3lb run vs one at a time", args)
-    fake_es = h.load_by_path("s3lb_bench_fake_es", h.REPO / "tests" / "fakes" / "fake_es.py")
 
     aws_service = h.FastAws(args.latency_ms) if args.aws == "fast" else h.Aws()
     latency = args.latency_ms / 1000 if args.aws == "fast" else 0.0
     with (
         h.workdir("small", args.keep) as tmp,
         aws_service as aws,
-        fake_es.FakeEs(latency=latency) as es,
+        FakeEs(latency=latency) as es,
     ):
         bucket = aws.bucket()
         lines = h.alb_lines(args.objects, seed=7)
