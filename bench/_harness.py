@@ -5,7 +5,7 @@ Not a script. Each ``bench/*.py`` imports it (``bench/`` is put on ``sys.path`` 
 script itself) and stays runnable from a fresh clone with the project's venv:
 
 - moto (S3 + SQS: ``ThreadedMotoServer``, port 0) runs in a process of its own;
-- the null bulk endpoint (:mod:`_sink`) runs in its own process;
+- the null bulk endpoint (:mod:`tests.fakes.null_sink`) runs in its own process;
 - the real OpenSearch node comes from ``tests/opensearch_node.py`` (imported by path:
   ``tests`` is not a package on the path of a bench script);
 - ``s3lb run`` is a subprocess with a generated configuration, its Prometheus endpoint
@@ -38,7 +38,6 @@ from types import ModuleType
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-BENCH = REPO / "bench"
 # The s3lb of this checkout, here and in every subprocess (ahead of an editable install
 # of another checkout).
 sys.path.insert(0, str(REPO))
@@ -348,17 +347,17 @@ def notification_bodies(
 
 
 class FastAws:
-    """bench/_fakeaws.py as a subprocess: S3 + SQS answered in microseconds after
+    """tests/fakes/fast_aws.py as a subprocess: S3 + SQS answered in microseconds after
     ``latency_ms`` (a modelled round trip to AWS). Same interface as :class:`Aws`
     for what the benchmarks use."""
 
     def __init__(self, latency_ms: float = 0.0) -> None:
-        cmd = [PYTHON, str(BENCH / "_fakeaws.py"), "--latency-ms", str(latency_ms)]
+        cmd = [PYTHON, "-m", "tests.fakes.fast_aws", "--latency-ms", str(latency_ms)]
         self._process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         assert self._process.stdout is not None
         self.url = self._process.stdout.readline().strip()
         if not self.url.startswith("http://"):
-            raise RuntimeError("bench/_fakeaws.py did not start")
+            raise RuntimeError("tests.fakes.fast_aws did not start")
 
     pid = Aws.pid
     env = Aws.env
@@ -413,22 +412,22 @@ class FastAws:
         self.close()
 
 
-# -- the null bulk endpoint (bench/_sink.py in its own process) ----------------------------
+# -- the null bulk endpoint (tests/fakes/null_sink.py in its own process) ----------------
 
 
 class NullSink:
-    """``bench/_sink.py`` as a subprocess: acknowledges every bulk item, answers 409 to
+    """``tests/fakes/null_sink.py`` as a subprocess: acknowledges every bulk item, answers 409 to
     an ``_id`` it has seen (``track_ids``), optionally after ``latency`` seconds."""
 
     def __init__(self, *, track_ids: bool = False, latency: float = 0.0) -> None:
-        cmd = [PYTHON, str(BENCH / "_sink.py"), "--latency", str(latency)]
+        cmd = [PYTHON, "-m", "tests.fakes.null_sink", "--latency", str(latency)]
         if track_ids:
             cmd.append("--track-ids")
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         self.url = self.process.stdout.readline().strip()
         if not self.url.startswith("http://"):
-            raise RuntimeError(f"bench/_sink.py did not start: {self.url!r}")
+            raise RuntimeError(f"tests.fakes.null_sink did not start: {self.url!r}")
 
     def stats(self) -> dict[str, int]:
         with urllib.request.urlopen(self.url + "/_bench/stats", timeout=10) as r:

@@ -3,7 +3,7 @@ drained by ``s3lb run``; against processing them one at a time. Target: ≥ 20×
 
 Run: ``.venv/bin/python bench/small_objects.py [--quick] [--aws moto]``
 
-- S3 and SQS: bench/_fakeaws.py in a process of its own, answering each request after
+- S3 and SQS: tests/fakes/fast_aws.py in a process of its own, answering each request after
   ``--latency-ms`` (5 ms: a round trip within a region); ``--aws moto`` uses moto
   instead, whose ~10 ms of CPU per request then bounds both sides. The cluster is
   tests/fakes' FakeEs in this process, with the same latency (the cluster is not what
@@ -97,7 +97,7 @@ def main() -> None:
         "--aws",
         choices=["fast", "moto"],
         default="fast",
-        help="S3/SQS: bench/_fakeaws.py (default) or moto",
+        help="S3/SQS: tests/fakes/fast_aws.py (default) or moto",
     )
     ap.add_argument(
         "--latency-ms",

@@ -27,7 +27,7 @@ from collections import Counter, deque
 from typing import Any
 from urllib.parse import unquote
 
-from _http import read_request
+from tests.fakes.asyncio_http import read_request, serve
 
 
 class Queue:
@@ -189,20 +189,13 @@ async def handle(fake: Fake, reader: asyncio.StreamReader, writer: asyncio.Strea
         writer.close()
 
 
-async def main() -> None:
+def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--latency-ms", type=float, default=0.0)
     args = ap.parse_args()
     fake = Fake(args.latency_ms / 1000)
-    server = await asyncio.start_server(
-        lambda r, w: handle(fake, r, w), "127.0.0.1", 0, limit=1 << 20
-    )
-    port = server.sockets[0].getsockname()[1]
-    print(f"http://127.0.0.1:{port}", flush=True)
-    async with server:
-        await server.serve_forever()
+    serve(lambda r, w: handle(fake, r, w))
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    main()

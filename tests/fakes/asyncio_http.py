@@ -1,10 +1,17 @@
-"""The HTTP/1.1 request reading that the bench's stand-in servers share (asyncio)."""
+"""What the benches' asyncio stand-in servers (:mod:`tests.fakes.fast_aws`,
+:mod:`tests.fakes.null_sink`) share: HTTP/1.1 request reading and serving on
+127.0.0.1 with the URL printed on the first line of stdout."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 
-__all__ = ["read_request"]
+__all__ = ["Handler", "read_request", "serve"]
+
+#: One connection's handler.
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 async def read_request(
@@ -30,3 +37,18 @@ async def read_request(
     except (asyncio.IncompleteReadError, ConnectionError):
         return None
     return method, target, headers, body
+
+
+async def _serve(handler: Handler) -> None:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, limit=1 << 20)
+    port = server.sockets[0].getsockname()[1]
+    print(f"http://127.0.0.1:{port}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def serve(handler: Handler) -> None:
+    """Serve ``handler`` on 127.0.0.1 and a free port until interrupted; the URL is
+    printed first, for the parent process to read."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(handler))

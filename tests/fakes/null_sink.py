@@ -1,7 +1,8 @@
 """A null ``_bulk`` endpoint for benchmarks where the cluster is not what is measured.
 
-Run by :class:`_harness.NullSink` as its own process (its own core share, its own
-GIL); prints its URL on the first line of stdout. HTTP/1.1 with keep-alive, asyncio.
+Run by ``bench/_harness.py``'s ``NullSink`` as ``python -m tests.fakes.null_sink``, a
+process of its own (its own core share, its own GIL); prints its URL on the first line
+of stdout. HTTP/1.1 with keep-alive, asyncio.
 
 - ``POST /_bulk`` (gzip bodies too): every ``create``/``index`` item is answered 201,
   or 409 when ``--track-ids`` and the ``_id`` was seen before (then counted as a
@@ -14,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gzip
 import json
 import re
 
-from _http import read_request
+from tests.fakes.asyncio_http import read_request, serve
 
 _ID = re.compile(rb'"_id"\s*:\s*"([^"]*)"')
 _CREATED = b'{"create":{"status":201}}'
@@ -110,21 +110,14 @@ async def handle(state: State, reader: asyncio.StreamReader, writer: asyncio.Str
         writer.close()
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--track-ids", action="store_true")
     parser.add_argument("--latency", type=float, default=0.0)
     args = parser.parse_args()
     state = State(args.track_ids, args.latency)
-    server = await asyncio.start_server(
-        lambda r, w: handle(state, r, w), "127.0.0.1", 0, limit=1 << 20
-    )
-    port = server.sockets[0].getsockname()[1]
-    print(f"http://127.0.0.1:{port}", flush=True)
-    async with server:
-        await server.serve_forever()
+    serve(lambda r, w: handle(state, r, w))
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    main()
