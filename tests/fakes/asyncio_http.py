@@ -8,10 +8,10 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
-__all__ = ["Handler", "read_request", "serve"]
+__all__ = ["Answer", "read_request", "serve"]
 
-#: One connection's handler.
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+#: ``(method, target, headers, body) -> (status, headers, payload)`` for one request.
+Answer = Callable[[str, str, dict[str, str], bytes], Awaitable[tuple[int, dict[str, str], bytes]]]
 
 
 async def read_request(
@@ -39,16 +39,39 @@ async def read_request(
     return method, target, headers, body
 
 
-async def _serve(handler: Handler) -> None:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0, limit=1 << 20)
+async def _connection(
+    answer: Answer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """Answer the requests of one keep-alive connection until the client goes."""
+    try:
+        while True:
+            request = await read_request(reader)
+            if request is None:
+                return
+            method = request[0]
+            status, headers, payload = await answer(*request)
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            writer.write(
+                f"HTTP/1.1 {status} X\r\nContent-Length: {len(payload)}\r\n{head}\r\n".encode()
+                + (payload if method != "HEAD" else b"")
+            )
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+async def _serve(answer: Answer) -> None:
+    server = await asyncio.start_server(
+        lambda r, w: _connection(answer, r, w), "127.0.0.1", 0, limit=1 << 20
+    )
     port = server.sockets[0].getsockname()[1]
     print(f"http://127.0.0.1:{port}", flush=True)
     async with server:
         await server.serve_forever()
 
 
-def serve(handler: Handler) -> None:
-    """Serve ``handler`` on 127.0.0.1 and a free port until interrupted; the URL is
-    printed first, for the parent process to read."""
+def serve(answer: Answer) -> None:
+    """Serve ``answer`` over HTTP/1.1 on 127.0.0.1 and a free port until interrupted;
+    the URL is printed first, for the parent process to read."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(handler))
+        asyncio.run(_serve(answer))

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gzip
 import json
 import re
 
-from tests.fakes.asyncio_http import read_request, serve
+from tests.fakes.asyncio_http import serve
 
 _ID = re.compile(rb'"_id"\s*:\s*"([^"]*)"')
 _CREATED = b'{"create":{"status":201}}'
@@ -76,38 +77,28 @@ class State:
         return b'{"took":1,"errors":' + flag + b',"items":[' + b",".join(out) + b"]}"
 
 
-async def handle(state: State, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            request = await read_request(reader)
-            if request is None:
-                return
-            method, target, headers, body = request
-            if headers.get("content-encoding") == "gzip":
-                body = gzip.decompress(body)
-            path = target.split("?", 1)[0]
-            status = 200
-            if method == "POST" and path.endswith("/_bulk"):
-                if state.latency:
-                    await asyncio.sleep(state.latency)
-                payload = state.bulk(body)
-            elif path == "/_bench/stats":
-                payload = json.dumps(state.stats()).encode()
-            elif path == "/_bench/reset":
-                state.reset()
-                payload = b"{}"
-            elif path == "/":
-                payload = b'{"name":"null-sink","version":{"number":"2.19.0"}}'
-            else:
-                payload = b'{"acknowledged":true}'
-            writer.write(
-                b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-                % (status, len(payload))
-                + payload
-            )
-            await writer.drain()
-    finally:
-        writer.close()
+_JSON = {"Content-Type": "application/json"}
+
+
+async def answer(
+    state: State, method: str, target: str, headers: dict[str, str], body: bytes
+) -> tuple[int, dict[str, str], bytes]:
+    """One request: a bulk, the bench's own API, or a cluster's ``GET /``."""
+    if headers.get("content-encoding") == "gzip":
+        body = gzip.decompress(body)
+    path = target.split("?", 1)[0]
+    if method == "POST" and path.endswith("/_bulk"):
+        if state.latency:
+            await asyncio.sleep(state.latency)
+        return 200, _JSON, state.bulk(body)
+    if path == "/_bench/stats":
+        return 200, _JSON, json.dumps(state.stats()).encode()
+    if path == "/_bench/reset":
+        state.reset()
+        return 200, _JSON, b"{}"
+    if path == "/":
+        return 200, _JSON, b'{"name":"null-sink","version":{"number":"2.19.0"}}'
+    return 200, _JSON, b'{"acknowledged":true}'
 
 
 def main() -> None:
@@ -116,7 +107,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     args = parser.parse_args()
     state = State(args.track_ids, args.latency)
-    serve(lambda r, w: handle(state, r, w))
+    serve(functools.partial(answer, state))
 
 
 if __name__ == "__main__":
