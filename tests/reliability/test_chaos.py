@@ -34,9 +34,14 @@ from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
 from tests.reliability.corpus import generate
 from tests.reliability.harness import dead_letters
-from tests.reliability.process import daemon_config, notify, upload
+from tests.reliability.process import (
+    check_delivered,
+    check_store,
+    daemon_config,
+    notify,
+    upload,
+)
 from tests.reliability.proxy import FaultProxy
-from tests.reliability.test_process import check_delivered, check_store
 from tests.support.daemon import S3lbProcess
 from tests.support.helpers import wait_until
 

@@ -16,67 +16,29 @@ from pathlib import Path
 import httpx
 import pytest
 
-from s3lb.checkpoint import open_store_readonly
 from s3lb.crashpoints import NAMES
 from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
 from tests.reliability.corpus import (
     Corpus,
-    CorpusObject,
     alb_key,
     alb_lines,
     custom_object,
     generate,
 )
 from tests.reliability.harness import dead_letters
-from tests.reliability.process import daemon_config, notify, upload
+from tests.reliability.process import (
+    check_delivered,
+    check_store,
+    daemon_config,
+    notify,
+    upload,
+)
 from tests.reliability.proxy import FaultProxy
 from tests.support.daemon import S3lbProcess
 from tests.support.helpers import state_json, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def acked_prefix(obj: CorpusObject, es: FakeEs, state_dir: Path) -> int:
-    """The longest prefix of ``obj``'s records the cluster acknowledged (or that needed
-    no acknowledgement: headers, blank lines, dead-lettered records)."""
-    acked = {doc_id for _, doc_id in es.first_ack}
-    rejected = {e.get("_id") for e in dead_letters(state_dir)}
-    prefix = 0
-    for record in obj.records:
-        doc_id = obj.doc_id(record.position)
-        if record.doc is not None and doc_id not in acked and doc_id not in rejected:
-            break
-        prefix = record.position
-    return prefix
-
-
-def check_store(state_dir: Path, corpus: Corpus, es: FakeEs) -> dict[str, int]:
-    """I5 on the real store: it opens (read-only, beside nobody), and no watermark is
-    ahead of the acknowledged prefix. Returns ``{key: acked}``."""
-    store = open_store_readonly(state_dir)
-    if store is None:
-        return {}
-    try:
-        states = store.objects()
-    finally:
-        store.close()
-    out = {}
-    for stored in states:
-        obj = corpus.by_key(stored.bucket, stored.key)
-        assert stored.acked <= acked_prefix(obj, es, state_dir), f"I5: {obj.key}"
-        out[stored.key] = stored.acked
-    return out
-
-
-def check_delivered(corpus: Corpus, es: FakeEs) -> None:
-    """I1, I2, I3 against the oracle."""
-    expected = corpus.expected_docs()
-    docs = es.docs
-    ids = [doc_id for _, doc_id in docs]
-    assert set(ids) == set(expected), (len(set(expected) - set(ids)), len(set(ids) - set(expected)))
-    assert len(ids) == len(set(ids)), "I2: an id in two indexes"
-    assert all(body == expected[doc_id] for (_, doc_id), body in docs.items()), "I3"
 
 
 class SendCounter:
