@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
 from tests.paths import REPO
+from tests.support import helpers
 from tests.support.configs import s3_input, s3lb_config
 from tests.support.daemon import S3lbProcess
 from tests.support.helpers import ALB, ALB_LINES, free_port, s3lb_cli, wait_until
@@ -37,13 +37,9 @@ config = functools.partial(s3lb_config, state_dir="./state-test", log_format="al
 
 @pytest.fixture
 def notify_socket() -> Iterator[tuple[str, socket.socket]]:
-    """A unix datagram socket for NOTIFY_SOCKET (short path: sun_path holds 108 bytes)."""
-    with tempfile.TemporaryDirectory(prefix="s3lb-") as directory:
-        path = os.path.join(directory, "notify")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.bind(path)
-            sock.settimeout(30)
-            yield path, sock
+    """A unix datagram socket for NOTIFY_SOCKET."""
+    with helpers.notify_socket(30) as bound:
+        yield bound
 
 
 def next_state(sock: socket.socket, skip: str = "WATCHDOG=1") -> str:

@@ -19,9 +19,7 @@ import json
 import os
 import random
 import re
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -43,7 +41,7 @@ from tests.reliability.process import (
 )
 from tests.reliability.proxy import FaultProxy
 from tests.support.daemon import S3lbProcess
-from tests.support.helpers import wait_until
+from tests.support.helpers import free_port, s3lb_cli, wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -55,12 +53,6 @@ pytestmark = [
 
 SECONDS = float(os.environ.get("S3LB_CHAOS_SECONDS", "300"))
 SEED = int(os.environ.get("S3LB_CHAOS_SEED", "23"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _metric(port: int, name: str) -> float:
@@ -104,7 +96,7 @@ def test_r23_soak_under_a_seeded_fault_schedule(
     pending = [o for o in pending if o not in reserve]
     es_host, es_port = fake_es.url.removeprefix("http://").split(":")
     s3_host, s3_port = moto_url.removeprefix("http://").split(":")
-    metrics = _free_port()
+    metrics = free_port()
     state_dir = tmp_path / "state"
     crash_points = list(NAMES)
     crashes: list[str] = []
@@ -263,7 +255,7 @@ def test_r21_a_rollover_between_an_applied_bulk_and_its_resend_is_a_known_duplic
     bucket = aws.bucket()
     upload(aws, bucket, corpus)
     host, port = opensearch_url.removeprefix("http://").split(":")
-    metrics = _free_port()
+    metrics = free_port()
     with (
         FaultProxy((host, int(port))) as proxy,
         httpx.Client(base_url=opensearch_url, timeout=30) as cluster,
@@ -276,13 +268,7 @@ def test_r21_a_rollover_between_an_applied_bulk_and_its_resend_is_a_known_duplic
             metrics=f"127.0.0.1:{metrics}",
         )
         (tmp_path / "s3lb.yml").write_text(text)
-        setup = subprocess.run(
-            [sys.executable, "-m", "s3lb", "setup", "-c", "s3lb.yml"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        setup = s3lb_cli("setup", "-c", "s3lb.yml", cwd=tmp_path)
         assert setup.returncode == 0, setup.stderr
         cluster.put(f"/_data_stream/{stream}").raise_for_status()
         with S3lbProcess(tmp_path, text) as runner:

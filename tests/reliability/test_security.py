@@ -17,8 +17,6 @@ import logging
 import secrets
 import ssl
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -35,7 +33,7 @@ from tests.reliability.harness import Rig, dead_letters
 from tests.reliability.process import daemon_config, notify, upload
 from tests.reliability.proxy import FaultProxy
 from tests.support.daemon import S3lbProcess
-from tests.support.helpers import wait_until
+from tests.support.helpers import s3lb_cli, wait_until
 
 
 def _sentinel(kind: str) -> str:
@@ -53,9 +51,7 @@ def _forms(secret: str) -> list[str]:
 
 
 def _cli(*args: str, cwd: Path) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "s3lb", *args], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+    done = s3lb_cli(*args, cwd=cwd)
     return done.stdout + done.stderr
 
 

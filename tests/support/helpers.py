@@ -3,13 +3,16 @@ records, the ALB sample, gzip, and ``s3lb`` one-shot commands."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ __all__ = [
     "expected_ids",
     "free_port",
     "gz",
+    "notify_socket",
     "s3lb_cli",
     "state_json",
     "wait_until",
@@ -76,6 +80,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def notify_socket(timeout: float) -> Iterator[tuple[str, socket.socket]]:
+    """A bound unix datagram socket for ``NOTIFY_SOCKET`` and its path (short: sun_path
+    holds 108 bytes); receiving times out after ``timeout`` seconds."""
+    with tempfile.TemporaryDirectory(prefix="s3lb-") as directory:
+        path = os.path.join(directory, "notify")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.bind(path)
+            sock.settimeout(timeout)
+            yield path, sock
 
 
 def big_alb(lines: int) -> bytes:
