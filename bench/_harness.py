@@ -35,7 +35,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Self
 
 REPO = Path(__file__).resolve().parents[1]
 # The s3lb of this checkout, here and in every subprocess (ahead of an editable install
@@ -346,20 +346,46 @@ def notification_bodies(
     return bodies
 
 
-class FastAws:
+class StandIn:
+    """A stand-in server of ``tests/fakes`` (``python -m MODULE ARGS``) in a process of its
+    own, which prints its URL first; ``GET /_bench/stats`` gives its counters."""
+
+    def __init__(self, module: str, *args: str) -> None:
+        cmd = [PYTHON, "-m", module, *args]
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        if not self.url.startswith("http://"):
+            raise RuntimeError(f"{module} did not start: {self.url!r}")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stats(self) -> dict[str, int]:
+        with urllib.request.urlopen(self.url + "/_bench/stats", timeout=10) as r:
+            return json.loads(r.read())
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FastAws(StandIn):
     """tests/fakes/fast_aws.py as a subprocess: S3 + SQS answered in microseconds after
     ``latency_ms`` (a modelled round trip to AWS). Same interface as :class:`Aws`
     for what the benchmarks use."""
 
     def __init__(self, latency_ms: float = 0.0) -> None:
-        cmd = [PYTHON, "-m", "tests.fakes.fast_aws", "--latency-ms", str(latency_ms)]
-        self._process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        assert self._process.stdout is not None
-        self.url = self._process.stdout.readline().strip()
-        if not self.url.startswith("http://"):
-            raise RuntimeError("tests.fakes.fast_aws did not start")
+        super().__init__("tests.fakes.fast_aws", "--latency-ms", str(latency_ms))
 
-    pid = Aws.pid
     env = Aws.env
 
     def _post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> Any:
@@ -396,57 +422,21 @@ class FastAws:
             entries = [{"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i : i + 10])]
             self._sqs("SendMessageBatch", {"QueueUrl": queue_url, "Entries": entries})
 
-    def stats(self) -> dict[str, int]:
-        with urllib.request.urlopen(self.url + "/_bench/stats", timeout=10) as r:
-            return json.loads(r.read())
-
-    def close(self) -> None:
-        if self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait(10)
-
-    def __enter__(self) -> FastAws:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 # -- the null bulk endpoint (tests/fakes/null_sink.py in its own process) ----------------
 
 
-class NullSink:
-    """``tests/fakes/null_sink.py`` as a subprocess: acknowledges every bulk item, answers 409 to
-    an ``_id`` it has seen (``track_ids``), optionally after ``latency`` seconds."""
+class NullSink(StandIn):
+    """``tests/fakes/null_sink.py`` as a subprocess: acknowledges every bulk item, answers
+    409 to an ``_id`` it has seen (``track_ids``), optionally after ``latency`` seconds."""
 
     def __init__(self, *, track_ids: bool = False, latency: float = 0.0) -> None:
-        cmd = [PYTHON, "-m", "tests.fakes.null_sink", "--latency", str(latency)]
-        if track_ids:
-            cmd.append("--track-ids")
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().strip()
-        if not self.url.startswith("http://"):
-            raise RuntimeError(f"tests.fakes.null_sink did not start: {self.url!r}")
-
-    def stats(self) -> dict[str, int]:
-        with urllib.request.urlopen(self.url + "/_bench/stats", timeout=10) as r:
-            return json.loads(r.read())
+        flags = ["--track-ids"] if track_ids else []
+        super().__init__("tests.fakes.null_sink", "--latency", str(latency), *flags)
 
     def reset(self) -> None:
         request = urllib.request.Request(self.url + "/_bench/reset", method="POST", data=b"")
         urllib.request.urlopen(request, timeout=10).close()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-    def __enter__(self) -> NullSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # -- the real OpenSearch node ---------------------------------------------------------------
