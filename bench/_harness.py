@@ -5,11 +5,13 @@ Not a script. Each ``bench/*.py`` imports it (``bench/`` is put on ``sys.path`` 
 script itself) and stays runnable from a fresh clone with the project's venv:
 
 - moto (S3 + SQS: ``ThreadedMotoServer``, port 0) runs in a process of its own;
-- the null bulk endpoint (:mod:`_sink`) runs in its own process;
+- the null bulk endpoint (:mod:`tests.fakes.null_sink`) runs in its own process;
 - the real OpenSearch node comes from ``tests/opensearch_node.py`` (imported by path:
   ``tests`` is not a package on the path of a bench script);
 - ``s3lb run`` is a subprocess with a generated configuration, its Prometheus endpoint
-  on a free port, and its log in the run's temporary directory.
+  on a free port, and its log in the run's temporary directory: the configuration
+  builder and the runner are the tests' own (``tests/support``, importable once the
+  repository is on ``sys.path``, which this module sees to).
 
 Nothing here needs ``shared/``: ALB lines are generated (:func:`alb_lines`).
 """
@@ -17,14 +19,11 @@ Nothing here needs ``shared/``: ALB lines are generated (:func:`alb_lines`).
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import importlib.util
 import json
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,16 +35,20 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Self
 
 REPO = Path(__file__).resolve().parents[1]
-BENCH = REPO / "bench"
 # The s3lb of this checkout, here and in every subprocess (ahead of an editable install
 # of another checkout).
 sys.path.insert(0, str(REPO))
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
 )
+from tests.support import configs  # noqa: E402  (the path above first)
+from tests.support.daemon import S3lbProcess  # noqa: E402
+from tests.support.helpers import free_port as free_port  # noqa: E402
+from tests.support.helpers import gz as gz  # noqa: E402
+
 PYTHON = sys.executable
 CORES = os.cpu_count() or 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -66,12 +69,6 @@ def load_by_path(name: str, path: Path) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- synthetic ALB logs ----------------------------------------------------------------
@@ -349,20 +346,46 @@ def notification_bodies(
     return bodies
 
 
-class FastAws:
-    """bench/_fakeaws.py as a subprocess: S3 + SQS answered in microseconds after
+class StandIn:
+    """A stand-in server of ``tests/fakes`` (``python -m MODULE ARGS``) in a process of its
+    own, which prints its URL first; ``GET /_bench/stats`` gives its counters."""
+
+    def __init__(self, module: str, *args: str) -> None:
+        cmd = [PYTHON, "-m", module, *args]
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        if not self.url.startswith("http://"):
+            raise RuntimeError(f"{module} did not start: {self.url!r}")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stats(self) -> dict[str, int]:
+        with urllib.request.urlopen(self.url + "/_bench/stats", timeout=10) as r:
+            return json.loads(r.read())
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FastAws(StandIn):
+    """tests/fakes/fast_aws.py as a subprocess: S3 + SQS answered in microseconds after
     ``latency_ms`` (a modelled round trip to AWS). Same interface as :class:`Aws`
     for what the benchmarks use."""
 
     def __init__(self, latency_ms: float = 0.0) -> None:
-        cmd = [PYTHON, str(BENCH / "_fakeaws.py"), "--latency-ms", str(latency_ms)]
-        self._process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        assert self._process.stdout is not None
-        self.url = self._process.stdout.readline().strip()
-        if not self.url.startswith("http://"):
-            raise RuntimeError("bench/_fakeaws.py did not start")
+        super().__init__("tests.fakes.fast_aws", "--latency-ms", str(latency_ms))
 
-    pid = Aws.pid
     env = Aws.env
 
     def _post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> Any:
@@ -399,57 +422,21 @@ class FastAws:
             entries = [{"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i : i + 10])]
             self._sqs("SendMessageBatch", {"QueueUrl": queue_url, "Entries": entries})
 
-    def stats(self) -> dict[str, int]:
-        with urllib.request.urlopen(self.url + "/_bench/stats", timeout=10) as r:
-            return json.loads(r.read())
 
-    def close(self) -> None:
-        if self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait(10)
-
-    def __enter__(self) -> FastAws:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+# -- the null bulk endpoint (tests/fakes/null_sink.py in its own process) ----------------
 
 
-# -- the null bulk endpoint (bench/_sink.py in its own process) ----------------------------
-
-
-class NullSink:
-    """``bench/_sink.py`` as a subprocess: acknowledges every bulk item, answers 409 to
-    an ``_id`` it has seen (``track_ids``), optionally after ``latency`` seconds."""
+class NullSink(StandIn):
+    """``tests/fakes/null_sink.py`` as a subprocess: acknowledges every bulk item, answers
+    409 to an ``_id`` it has seen (``track_ids``), optionally after ``latency`` seconds."""
 
     def __init__(self, *, track_ids: bool = False, latency: float = 0.0) -> None:
-        cmd = [PYTHON, str(BENCH / "_sink.py"), "--latency", str(latency)]
-        if track_ids:
-            cmd.append("--track-ids")
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().strip()
-        if not self.url.startswith("http://"):
-            raise RuntimeError(f"bench/_sink.py did not start: {self.url!r}")
-
-    def stats(self) -> dict[str, int]:
-        with urllib.request.urlopen(self.url + "/_bench/stats", timeout=10) as r:
-            return json.loads(r.read())
+        flags = ["--track-ids"] if track_ids else []
+        super().__init__("tests.fakes.null_sink", "--latency", str(latency), *flags)
 
     def reset(self) -> None:
         request = urllib.request.Request(self.url + "/_bench/reset", method="POST", data=b"")
         urllib.request.urlopen(request, timeout=10).close()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-    def __enter__(self) -> NullSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # -- the real OpenSearch node ---------------------------------------------------------------
@@ -580,37 +567,22 @@ def s3lb_config(
     settings: dict[str, Any] | None = None,
     output: dict[str, Any] | None = None,
 ) -> str:
-    """A configuration (JSON, which is YAML) for one queue of ALB logs."""
-    doc = {
-        "s3lb": {
-            "state_dir": str(state_dir),
-            "shutdown_timeout": "30s",
-            "wait_time": "1s",
-            "stats_interval": "5s",
-            **(settings or {}),
-            "inputs": [
-                {
-                    "type": "sqs",
-                    "queues_url": [queue_url],
-                    "log_format": "alb",
-                    "poll_frequency": "100ms",
-                }
-            ],
-        },
-        "output.elasticsearch": {
-            "hosts": [es_url],
-            "index": index,
-            "backoff.init": "200ms",
-            "backoff.max": "2s",
-            **(output or {}),
-        },
-        "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
-    }
-    return json.dumps(doc, indent=2)
+    """The benches' configuration (:func:`tests.support.configs.s3lb_config`) for one
+    queue of ALB logs."""
+    return configs.s3lb_config(
+        state_dir=state_dir,
+        queues=[queue_url],
+        log_format="alb",
+        es_url=es_url,
+        es={"index": index, "flush_interval": None, "backoff.max": "2s", **(output or {})},
+        metrics=f"127.0.0.1:{metrics_port}",
+        **{"shutdown_timeout": "30s", "stats_interval": "5s", **(settings or {})},
+    )
 
 
-class Daemon:
-    """``s3lb run`` (or ``python -m pyinstrument … -m s3lb run``) as a subprocess."""
+class Daemon(S3lbProcess):
+    """``s3lb run`` (or ``python -m pyinstrument … -m s3lb run``), started at once, with
+    its Prometheus counters; ``env`` is the whole environment."""
 
     def __init__(
         self,
@@ -621,33 +593,13 @@ class Daemon:
         profile: Path | None = None,
         name: str = "s3lb",
     ) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path = workdir / f"{name}.yml"
-        self.config_path.write_text(config)
-        self.metrics_url = "http://" + json.loads(config)["metrics"]["listen"] + "/metrics"
-        self.log_path = workdir / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        cmd = [PYTHON]
+        prefix: list[str] = []
         if profile is not None:  # text, or html when the name ends in .html
             renderer = "html" if profile.suffix == ".html" else "text"
-            cmd += ["-m", "pyinstrument", "-r", renderer, "-o", str(profile)]
-        cmd += ["-m", "s3lb", "run", "-c", str(self.config_path)]
-        self.process = subprocess.Popen(
-            cmd, cwd=workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 60
-        while "s3lb is running" not in self.log:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"s3lb did not start:\n{self.log[-3000:]}")
-            time.sleep(0.02)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+            prefix = ["-m", "pyinstrument", "-r", renderer, "-o", str(profile)]
+        super().__init__(workdir, config, env, name=name, prefix=prefix, inherit_env=False)
+        self.metrics_url = "http://" + json.loads(config)["metrics"]["listen"] + "/metrics"
+        self.start(wait=True, timeout=60)
 
     def metrics(self) -> dict[str, float]:
         """The Prometheus counters, by name without labels (``s3lb_events_indexed_total``)."""
@@ -669,8 +621,9 @@ class Daemon:
         while True:
             if self.counter(name) >= target:
                 return time.perf_counter()
-            if self.process.poll() is not None:
-                raise RuntimeError(f"s3lb exited ({self.process.returncode}):\n{self.log[-3000:]}")
+            if self.process is None or self.process.poll() is not None:
+                code = self.process and self.process.returncode
+                raise RuntimeError(f"s3lb exited ({code}):\n{self.log[-3000:]}")
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"timed out waiting for {name} >= {target} (at {self.counter(name)})"
@@ -678,28 +631,12 @@ class Daemon:
             time.sleep(poll)
 
     def stop(self, timeout: float = 90) -> int:
-        """SIGTERM; the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        """SIGTERM; the exit status (SIGKILL's after ``timeout``)."""
         try:
-            return self.process.wait(timeout)
+            return super().stop(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait(10)
-        finally:
-            self._log.close()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        self._log.close()
-
-    def __enter__(self) -> Daemon:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.kill()
+            self.kill()
+            return self.wait(10)
 
 
 @contextlib.contextmanager
@@ -717,10 +654,6 @@ def workdir(prefix: str, keep: bool = False) -> Iterator[Path]:
 def doc_ids(prefix: str, n: int) -> list[str]:
     """``n`` ids shaped like s3lb's (32 hex digits of a blake2b)."""
     return [hashlib.blake2b(f"{prefix}:{i}".encode(), digest_size=16).hexdigest() for i in range(n)]
-
-
-def gz(data: bytes) -> bytes:
-    return gzip.compress(data, 6)
 
 
 # -- report --------------------------------------------------------------------------------

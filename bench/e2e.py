@@ -21,7 +21,7 @@ node, built on first use by tests/opensearch_node.py).
 - CPU seconds of each party are read from /proc: the daemon's process tree, the
   node's JVM, the loader (this process) and moto.
 
-``--sink null`` replaces the node by bench/_sink.py (acknowledges everything at once):
+``--sink null`` replaces the node by tests/fakes/null_sink.py (acknowledges everything at once):
 then the figure is s3lb's own ceiling on this machine, not a ratio to the cluster.
 ``--profile`` adds one s3lb round under pyinstrument and prints its hot path.
 """

@@ -7,7 +7,7 @@ Run: ``.venv/bin/python bench/memory.py [--quick]`` (``--quick``: 10 MB vs 200 M
 - moto (S3 + SQS) in a process of its own holds the objects (that memory is moto's,
   not the daemon's); the 1 GB object is generated, gzipped and uploaded in 64 MiB
   parts as a stream, never whole in this process.
-- The cluster is bench/_sink.py (acknowledges every item) answering each bulk after
+- The cluster is tests/fakes/null_sink.py (acknowledges every item) answering each bulk after
   ``--sink-latency`` seconds, so that the channels between readers and bulk workers
   fill, as with a busy cluster: the worst case for the daemon's buffers.
 - A fresh daemon per object. Its RSS (summed over its process tree: worker processes

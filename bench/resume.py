@@ -4,7 +4,7 @@ shippers without checkpoints re-send everything sent before the stop.
 
 Run: ``.venv/bin/python bench/resume.py [--quick] [--plain]``
 
-- moto (S3 + SQS) in a process of its own; the cluster is bench/_sink.py with
+- moto (S3 + SQS) in a process of its own; the cluster is tests/fakes/null_sink.py with
   ``--track-ids``: it answers 409 to an ``_id`` it has already indexed and counts those
   re-sent items (the cluster is not what is measured).
 - One gzip ALB object (``--plain``: uncompressed, resumed with a Range GET). The daemon

@@ -3,7 +3,7 @@ drained by ``s3lb run``; against processing them one at a time. Target: ≥ 20×
 
 Run: ``.venv/bin/python bench/small_objects.py [--quick] [--aws moto]``
 
-- S3 and SQS: bench/_fakeaws.py in a process of its own, answering each request after
+- S3 and SQS: tests/fakes/fast_aws.py in a process of its own, answering each request after
   ``--latency-ms`` (5 ms: a round trip within a region); ``--aws moto`` uses moto
   instead, whose ~10 ms of CPU per request then bounds both sides. The cluster is
   tests/fakes' FakeEs in this process, with the same latency (the cluster is not what
@@ -33,6 +33,8 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _harness as h
+
+from tests.fakes.fake_es import FakeEs
 
 
 def serial(aws_url: str, queue_url: str, es_url: str, expected: int) -> float:
@@ -95,7 +97,7 @@ def main() -> None:
         "--aws",
         choices=["fast", "moto"],
         default="fast",
-        help="S3/SQS: bench/_fakeaws.py (default) or moto",
+        help="S3/SQS: tests/fakes/fast_aws.py (default) or moto",
     )
     ap.add_argument(
         "--latency-ms",
@@ -109,14 +111,13 @@ def main() -> None:
     if args.quick:
         args.objects = 300
     h.header("small objects: one-line objects drained by s3lb run vs one at a time", args)
-    fake_es = h.load_by_path("s3lb_bench_fake_es", h.REPO / "tests" / "fakes" / "fake_es.py")
 
     aws_service = h.FastAws(args.latency_ms) if args.aws == "fast" else h.Aws()
     latency = args.latency_ms / 1000 if args.aws == "fast" else 0.0
     with (
         h.workdir("small", args.keep) as tmp,
         aws_service as aws,
-        fake_es.FakeEs(latency=latency) as es,
+        FakeEs(latency=latency) as es,
     ):
         bucket = aws.bucket()
         lines = h.alb_lines(args.objects, seed=7)

@@ -1,16 +1,11 @@
 """Shared fixtures: a moto server for S3/SQS over HTTP, AWS helpers, the fake cluster,
-and a runner for ``s3lb run`` as a subprocess."""
+the real OpenSearch node, and ``s3lb run`` subprocesses (:mod:`tests.support.daemon`)."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import logging
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +16,8 @@ import pytest
 from tests.fakes.fake_es import FakeEs
 from tests.paths import REPO
 from tests.standalone import install_guard
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import wait_until
 
 install_guard()  # no test may read a file beside the repository (tests/standalone.py)
 
@@ -136,62 +133,15 @@ def fake_es() -> Iterator[FakeEs]:
         yield es
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``predicate`` until it holds; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-class Daemon:
-    """``s3lb run`` as a subprocess, with its log captured to a file."""
-
-    def __init__(self, config: str, tmp_path: Path, env: dict[str, str] | None = None) -> None:
-        self.config_path = tmp_path / "s3lb.yml"
-        self.config_path.write_text(config)
-        self.log_path = tmp_path / "s3lb.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "s3lb", "run", "-c", str(self.config_path)],
-            cwd=tmp_path,
-            env={**os.environ, **(env or {})},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(
-            lambda: "s3lb is running" in self.log or self.process.poll() is not None, 30, "start"
-        )
-        assert self.process.poll() is None, self.log
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 30) -> int:
-        """SIGTERM, then wait for the exit code."""
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        finally:
-            self._log.close()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
-
-
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
-    """Start ``s3lb run`` subprocesses; killed at the end of the test if still running."""
-    started: list[Daemon] = []
+def daemon(tmp_path: Path) -> Iterator[Callable[..., S3lbProcess]]:
+    """Start ``s3lb run`` subprocesses in ``tmp_path`` (configuration ``s3lb.yml``) and
+    wait until they poll; killed at the end of the test if still running."""
+    started: list[S3lbProcess] = []
 
-    def start(config: str, env: dict[str, str] | None = None) -> Daemon:
-        started.append(Daemon(config, tmp_path, env))
+    def start(config: str, env: dict[str, str] | None = None) -> S3lbProcess:
+        started.append(S3lbProcess(tmp_path, config, env))
+        started[-1].start(wait=True)
         return started[-1]
 
     yield start
@@ -199,7 +149,7 @@ def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
         d.kill()
 
 
-__all__ = ["REPO", "Aws", "Daemon", "wait_until"]
+__all__ = ["REPO", "Aws", "S3lbProcess", "wait_until"]
 
 
 @pytest.fixture(scope="session")

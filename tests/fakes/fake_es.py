@@ -16,12 +16,13 @@ the ack timeline) and the fault knobs. It answers over two front ends that share
   sleeps with :func:`trio.sleep`, and ``clock=trio.current_time`` stamps acks in virtual
   time).
 
-The API covered is what a bulk shipper needs: ``GET``/``HEAD /``, ``POST /_bulk`` and
-``POST /{index}/_bulk`` (NDJSON, optionally gzip), ``create`` and ``index`` actions,
-``GET /_cluster/health``, ``PUT /_index_template/{name}`` and ``PUT /_template/{name}``,
-plus ``PUT``/``HEAD /{index}``, ``GET /{index}/_doc/{id}``, ``GET /{index}/_count`` and
-``POST /{index}/_refresh`` for convenience. Query strings (``refresh``, ``filter_path``)
-are ignored: responses always have the full shape.
+Only the write path is imitated: ``GET``/``HEAD /`` and ``POST /_bulk`` or
+``POST /{index}/_bulk`` (NDJSON, optionally gzip) with ``create`` (never overwrites: 409)
+and ``index`` actions; what was received is recorded (:attr:`FakeEs.docs`,
+:attr:`FakeEs.requests`, :attr:`FakeEs.first_ack`) for exactly-once checks. Any other
+API answers 400 like an unknown endpoint: what a cluster stores or maps (templates,
+mappings, searches, counts) is asked of the real OpenSearch node (the ``opensearch_url``
+fixture). Query strings (``refresh``, ``filter_path``) are ignored.
 
 Fault knobs, settable from any thread while the server runs:
 
@@ -38,120 +39,38 @@ Fault knobs, settable from any thread while the server runs:
 
 from __future__ import annotations
 
-import contextlib
-import gzip
-import json
-import socket
-import struct
+import itertools
 import threading
 import time
-import zlib
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal, NamedTuple, final
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, final
 from urllib.parse import unquote, urlsplit
 
-import httpx
-import trio
+from tests.fakes.es_frontends import FakeEsTransport, Server
+from tests.fakes.es_wire import (
+    DOWN_ERRORS,
+    ITEM_ERRORS,
+    SHARDS,
+    WWW_AUTHENTICATE,
+    Action,
+    BadRequest,
+    DocKey,
+    DownMode,
+    Hangup,
+    ItemPlan,
+    Outcome,
+    Reply,
+    RequestRecord,
+    decode_body,
+    dumps,
+    error_reply,
+    json_reply,
+    parse_bulk,
+    unsupported_content_type,
+)
 
-__all__ = ["DownMode", "FakeEs", "ItemPlan", "RequestRecord"]
-
-DownMode = Literal["503", "429", "401", "reset"]
-#: ``(doc_id, position) -> status | None``, or ``{_id or position: status or [statuses]}``.
-ItemPlan = Callable[[str, int], int | None] | Mapping[str | int, int | Sequence[int]]
-DocKey = tuple[str, str]
-
-_NDJSON_TYPES = ("application/json", "application/x-ndjson")
-_SHARDS = {"total": 2, "successful": 1, "failed": 0}
-_ITEM_ERRORS: dict[int, tuple[str, str]] = {
-    400: (
-        "mapper_parsing_exception",
-        "failed to parse field [fake_field] of type [long] in document with id '{id}'",
-    ),
-    403: (
-        "cluster_block_exception",
-        "index [{index}] blocked by: [FORBIDDEN/8/index write (api)];",
-    ),
-    404: ("index_not_found_exception", "no such index [{index}]"),
-    409: (
-        "version_conflict_engine_exception",
-        "[{id}]: version conflict, document already exists (current version [{version}])",
-    ),
-    429: (
-        "es_rejected_execution_exception",
-        "rejected execution of primary operation [coordinating_and_primary_bytes=0, "
-        "replica_bytes=0, all_bytes=0, primary_operation_bytes=0, max_coordinating_and_"
-        "primary_bytes=0] (fake)",
-    ),
-    500: ("exception", "fake internal failure for [{id}]"),
-    503: ("unavailable_shards_exception", "[{index}][0] primary shard is not active Timeout: [1m]"),
-}
-_DOWN_ERRORS: dict[str, tuple[int, str, str]] = {
-    "429": (
-        429,
-        "es_rejected_execution_exception",
-        "rejected execution of coordinating operation (fake cluster overloaded)",
-    ),
-    "503": (
-        503,
-        "cluster_block_exception",
-        "blocked by: [SERVICE_UNAVAILABLE/1/state not recovered / initialized];",
-    ),
-    "401": (
-        401,
-        "security_exception",
-        "missing authentication credentials for REST request [{path}]",
-    ),
-}
-_WWW_AUTHENTICATE = 'Basic realm="security" charset="UTF-8"'
-
-
-class RequestRecord(NamedTuple):
-    """One request the fake received (faulted ones included).
-
-    ``nbytes`` is the body length after ``Content-Encoding`` decoding; ``n_items`` is the
-    number of bulk actions (0 for other requests or an unparsable bulk body).
-    """
-
-    method: str
-    path: str
-    n_items: int
-    nbytes: int
-
-
-@dataclass(slots=True)
-class _Reply:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    acked: list[DocKey] = field(default_factory=list)
-    statuses: list[int] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class _Hangup:
-    """Answer nothing: ``reset`` sends a TCP RST, otherwise a plain close (FIN)."""
-
-    reset: bool
-
-
-_Outcome = _Reply | _Hangup
-
-
-class _BadRequest(Exception):
-    def __init__(self, status: int, err_type: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.err_type, self.reason = status, err_type, reason
-
-
-@dataclass(slots=True)
-class _Action:
-    op: str
-    index: str
-    doc_id: str
-    source: dict[str, Any] | None  # None: the source line is not a JSON object
+__all__ = ["DownMode", "FakeEs", "FakeEsTransport", "ItemPlan", "RequestRecord"]
 
 
 @final
@@ -185,21 +104,19 @@ class FakeEs:
         self._cond = threading.Condition()  # guards everything below; reentrant
         self._docs: dict[DocKey, dict[str, Any]] = {}
         self._versions: dict[DocKey, int] = {}
-        self._indices: set[str] = set()
-        self._templates: dict[str, Any] = {}
         self._requests: list[RequestRecord] = []
         self._first_ack: dict[DocKey, float] = {}
         self._item_statuses: Counter[int] = Counter()
         self._internal_errors: list[str] = []
         self._seq_no = 0
-        self._auto_id = 0
+        self._auto_ids = itertools.count(1)
         self._down: DownMode | None = None
         self._item_plan: Callable[[str, int], int | None] | dict[str | int, list[int]] | None
         self._item_plan = None
         self._apply_then_drop = 0
         self._latency = latency
         self._max_content_length = max_content_length
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -208,7 +125,7 @@ class FakeEs:
         """Start the HTTP server on 127.0.0.1 and a free port; returns ``self``."""
         if self._server is not None:
             raise RuntimeError("FakeEs is already started")
-        self._server = _Server(self)
+        self._server = Server(self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -278,12 +195,6 @@ class FakeEs:
             return Counter(self._item_statuses)
 
     @property
-    def templates(self) -> dict[str, Any]:
-        """Stored templates by path: ``"_index_template/<name>"`` or ``"_template/<name>"``."""
-        with self._cond:
-            return dict(self._templates)
-
-    @property
     def internal_errors(self) -> list[str]:
         """Bugs in the fake itself (answered with 500); tests should expect none."""
         with self._cond:
@@ -296,12 +207,10 @@ class FakeEs:
             self._cond.notify_all()
 
     def clear(self) -> None:
-        """Forget documents, templates, requests, acks and counters (knobs are kept)."""
+        """Forget documents, requests, acks and counters (knobs are kept)."""
         with self._cond:
             self._docs.clear()
             self._versions.clear()
-            self._indices.clear()
-            self._templates.clear()
             self._requests.clear()
             self._first_ack.clear()
             self._item_statuses.clear()
@@ -390,35 +299,35 @@ class FakeEs:
 
     def _serve(
         self, method: str, target: str, headers: Mapping[str, str], raw_body: bytes
-    ) -> _Outcome:
+    ) -> Outcome:
         """Answer one request. ``headers`` keys must be lower case."""
         try:
             return self._serve_unguarded(method, target, headers, raw_body)
         except Exception as exc:  # a bug in the fake: make it loud, not a hang
             with self._cond:
                 self._internal_errors.append(f"{method} {target}: {exc!r}")
-            return _error_reply(500, "fake_es_internal_error", repr(exc))
+            return error_reply(500, "fake_es_internal_error", repr(exc))
         finally:
             with self._cond:
                 self._cond.notify_all()
 
     def _serve_unguarded(
         self, method: str, target: str, headers: Mapping[str, str], raw_body: bytes
-    ) -> _Outcome:
+    ) -> Outcome:
         path = urlsplit(target).path or "/"
         parts = [unquote(p) for p in path.strip("/").split("/")] if path != "/" else []
         is_bulk = method in ("POST", "PUT") and bool(parts) and parts[-1] == "_bulk"
         try:
-            body = _decode_body(raw_body, headers.get("content-encoding", ""))
-        except _BadRequest as bad:
+            body = decode_body(raw_body, headers.get("content-encoding", ""))
+        except BadRequest as bad:
             self._record(RequestRecord(method, path, 0, len(raw_body)))
-            return _error_reply(bad.status, bad.err_type, bad.reason)
+            return error_reply(bad.status, bad.err_type, bad.reason)
 
-        actions: list[_Action] | _BadRequest = []
+        actions: list[Action] | BadRequest = []
         if is_bulk and len(parts) <= 2:
             try:
-                actions = self._parse_bulk(body, parts[0] if len(parts) == 2 else None)
-            except _BadRequest as bad:
+                actions = parse_bulk(body, parts[0] if len(parts) == 2 else None, self._new_id)
+            except BadRequest as bad:
                 actions = bad
         n_items = len(actions) if isinstance(actions, list) else 0
         self._record(RequestRecord(method, path, n_items, len(body)))
@@ -426,52 +335,49 @@ class FakeEs:
         with self._cond:
             down, limit = self._down, self._max_content_length
         if down == "reset":
-            return _Hangup(reset=True)
+            return Hangup(reset=True)
         if down is not None:
-            status, err_type, reason = _DOWN_ERRORS[down]
-            reply = _error_reply(status, err_type, reason.format(path=path))
+            status, err_type, reason = DOWN_ERRORS[down]
+            reply = error_reply(status, err_type, reason.format(path=path))
             if status == 401:
-                reply.headers["www-authenticate"] = _WWW_AUTHENTICATE
+                reply.headers["www-authenticate"] = WWW_AUTHENTICATE
             return reply
         if limit is not None and len(body) > limit:
-            return _error_reply(
+            return error_reply(
                 413,
                 "content_too_long_exception",
                 f"entity content is too long [{len(body)}] for the configured buffer "
                 f"limit [{limit}]",
             )
         if is_bulk and len(parts) <= 2:
-            if isinstance(actions, _BadRequest):
-                return _error_reply(actions.status, actions.err_type, actions.reason)
-            if bad_type := _unsupported_content_type(headers.get("content-type", "")):
+            if isinstance(actions, BadRequest):
+                return error_reply(actions.status, actions.err_type, actions.reason)
+            if bad_type := unsupported_content_type(headers.get("content-type", "")):
                 return bad_type
             return self._bulk(actions)
-        return self._route(method, parts, body)
+        return self._route(method, parts)
 
     def _record(self, record: RequestRecord) -> None:
         with self._cond:
             self._requests.append(record)
 
-    def _route(self, method: str, parts: list[str], body: bytes) -> _Reply:
-        if not parts:
-            if method in ("GET", "HEAD"):
-                return _json_reply(200, self._info())
-        elif parts[0] in ("_index_template", "_template") and len(parts) == 2:
-            return self._template(method, parts[0], parts[1], body)
-        elif parts[0] == "_cluster" and len(parts) in (2, 3) and parts[1] == "health":
-            if method == "GET":
-                return _json_reply(200, self._health())
-        elif not parts[0].startswith("_"):
-            reply = self._index_api(method, parts, body)
-            if reply is not None:
-                return reply
-        return _json_reply(
+    def _route(self, method: str, parts: list[str]) -> Reply:
+        """``GET``/``HEAD /``; anything else is what a cluster says to an unknown API. The
+        read side (templates, mappings, documents, counts) is not imitated: ask the real
+        node (``opensearch_url``)."""
+        if not parts and method in ("GET", "HEAD"):
+            return json_reply(200, self._info())
+        return json_reply(
             400,
             {
                 "error": f"no handler found for uri [/{'/'.join(parts)}] and method [{method}]",
                 "status": 400,
             },
         )
+
+    def _new_id(self) -> str:
+        """An ``_id`` for an action without one."""
+        return f"auto-{next(self._auto_ids):012d}"
 
     def _info(self) -> dict[str, Any]:
         version: dict[str, Any] = {
@@ -498,157 +404,10 @@ class FakeEs:
             "tagline": tagline,
         }
 
-    def _health(self) -> dict[str, Any]:
-        with self._cond:
-            n_indices = len(self._indices)
-        return {
-            "cluster_name": "fake-cluster",
-            "status": "green",
-            "timed_out": False,
-            "number_of_nodes": 1,
-            "number_of_data_nodes": 1,
-            "active_primary_shards": n_indices,
-            "active_shards": n_indices,
-            "relocating_shards": 0,
-            "initializing_shards": 0,
-            "unassigned_shards": 0,
-            "delayed_unassigned_shards": 0,
-            "number_of_pending_tasks": 0,
-            "number_of_in_flight_fetch": 0,
-            "task_max_waiting_in_queue_millis": 0,
-            "active_shards_percent_as_number": 100.0,
-        }
-
-    def _template(self, method: str, kind: str, name: str, body: bytes) -> _Reply:
-        key = f"{kind}/{name}"
-        if method in ("PUT", "POST"):
-            try:
-                template = json.loads(body)
-            except ValueError:
-                return _error_reply(400, "parse_exception", "request body is not valid JSON")
-            with self._cond:
-                self._templates[key] = template
-            return _json_reply(200, {"acknowledged": True})
-        with self._cond:
-            template = self._templates.get(key)
-        if template is None:
-            if kind == "_index_template":
-                return _error_reply(404, "resource_not_found_exception", f"{kind} [{name}] missing")
-            return _json_reply(404, {})
-        if method == "HEAD":
-            return _Reply(200)
-        if method == "GET":
-            if kind == "_index_template":
-                return _json_reply(
-                    200, {"index_templates": [{"name": name, "index_template": template}]}
-                )
-            return _json_reply(200, {name: template})
-        if method == "DELETE":
-            with self._cond:
-                self._templates.pop(key, None)
-            return _json_reply(200, {"acknowledged": True})
-        return _error_reply(405, "method_not_allowed", f"{method} not allowed on {key}")
-
-    def _index_api(self, method: str, parts: list[str], body: bytes) -> _Reply | None:
-        index = parts[0]
-        with self._cond:
-            exists = index in self._indices
-            if len(parts) == 1 and method == "PUT":
-                if exists:
-                    return _error_reply(
-                        400, "resource_already_exists_exception", f"index [{index}] exists"
-                    )
-                self._indices.add(index)
-                return _json_reply(
-                    200, {"acknowledged": True, "shards_acknowledged": True, "index": index}
-                )
-            if len(parts) == 1 and method == "HEAD":
-                return _Reply(200 if exists else 404)
-            if len(parts) == 3 and parts[1] == "_doc" and method in ("GET", "HEAD"):
-                source = self._docs.get((index, parts[2]))
-                if source is None:
-                    return _json_reply(404, {"_index": index, "_id": parts[2], "found": False})
-                return _json_reply(
-                    200,
-                    {
-                        "_index": index,
-                        "_id": parts[2],
-                        "_version": self._versions[(index, parts[2])],
-                        "found": True,
-                        "_source": source,
-                    },
-                )
-            if len(parts) == 2 and parts[1] == "_count" and method in ("GET", "POST"):
-                count = sum(1 for i, _ in self._docs if i == index)
-                return _json_reply(200, {"count": count, "_shards": _SHARDS | {"skipped": 0}})
-            if len(parts) == 2 and parts[1] == "_refresh" and method in ("GET", "POST"):
-                return _json_reply(200, {"_shards": _SHARDS})
-        return None
-
-    def _parse_bulk(self, body: bytes, path_index: str | None) -> list[_Action]:
-        if not body:
-            raise _BadRequest(
-                400,
-                "action_request_validation_exception",
-                "Validation Failed: 1: no requests added;",
-            )
-        if not body.endswith(b"\n"):
-            raise _BadRequest(
-                400,
-                "illegal_argument_exception",
-                "The bulk request must be terminated by a newline [\\n]",
-            )
-        lines = body.split(b"\n")[:-1]
-        actions: list[_Action] = []
-        for n in range(0, len(lines), 2):
-            try:
-                meta = json.loads(lines[n])
-            except ValueError:
-                meta = None
-            if not isinstance(meta, dict) or len(meta) != 1:
-                raise _BadRequest(
-                    400, "illegal_argument_exception", f"Malformed action/metadata line [{n + 1}]"
-                )
-            ((op, params),) = meta.items()
-            if op not in ("create", "index") or not isinstance(params, dict):
-                raise _BadRequest(
-                    400,
-                    "illegal_argument_exception",
-                    f"Malformed action/metadata line [{n + 1}]: the fake supports only "
-                    f"create and index, not [{op}]",
-                )
-            index = params.get("_index", path_index)
-            if not isinstance(index, str) or not index:
-                raise _BadRequest(
-                    400,
-                    "action_request_validation_exception",
-                    "Validation Failed: 1: index is missing;",
-                )
-            if n + 1 >= len(lines):
-                raise _BadRequest(
-                    400,
-                    "illegal_argument_exception",
-                    f"The bulk request must be terminated by a newline [\\n] (line {n + 1} "
-                    "has no source)",
-                )
-            doc_id = params.get("_id")
-            if doc_id is None:
-                with self._cond:
-                    self._auto_id += 1
-                    doc_id = f"auto-{self._auto_id:012d}"
-            try:
-                source = json.loads(lines[n + 1])
-            except ValueError:
-                source = None
-            actions.append(
-                _Action(op, index, str(doc_id), source if isinstance(source, dict) else None)
-            )
-        return actions
-
-    def _bulk(self, actions: list[_Action]) -> _Outcome:
+    def _bulk(self, actions: list[Action]) -> Outcome:
         started = time.perf_counter()
         items: list[dict[str, Any]] = []
-        reply = _Reply(200)
+        reply = Reply(200)
         with self._cond:
             drop = self._apply_then_drop > 0
             if drop:
@@ -660,14 +419,14 @@ class FakeEs:
                 if result["status"] in (200, 201, 409):
                     reply.acked.append((action.index, action.doc_id))
         if drop:
-            return _Hangup(reset=False)
+            return Hangup(reset=False)
         took = int((time.perf_counter() - started) * 1000)
         errors = any("error" in next(iter(item.values())) for item in items)
-        reply.body = _dumps({"took": took, "errors": errors, "items": items})
+        reply.body = dumps({"took": took, "errors": errors, "items": items})
         reply.headers["content-type"] = "application/json"
         return reply
 
-    def _apply(self, action: _Action, position: int) -> dict[str, Any]:
+    def _apply(self, action: Action, position: int) -> dict[str, Any]:
         """Apply one item (lock held) and return its result object."""
         key = (action.index, action.doc_id)
         status = self._planned_status(action.doc_id, position)
@@ -685,12 +444,12 @@ class FakeEs:
                     "_id": action.doc_id,
                     "_version": self._versions[key],
                     "result": result,
-                    "_shards": _SHARDS,
+                    "_shards": SHARDS,
                     "_seq_no": self._seq_no - 1,
                     "_primary_term": 1,
                     "status": 201 if result == "created" else 200,
                 }
-        err_type, reason = _ITEM_ERRORS.get(status, ("exception", "fake failure [{id}]"))
+        err_type, reason = ITEM_ERRORS.get(status, ("exception", "fake failure [{id}]"))
         error = {
             "type": err_type,
             "reason": reason.format(
@@ -720,9 +479,8 @@ class FakeEs:
     def _store(self, key: DocKey, source: dict[str, Any]) -> None:
         self._docs[key] = source
         self._versions[key] = self._versions.get(key, 0) + 1
-        self._indices.add(key[0])
 
-    def _acknowledge(self, reply: _Reply) -> None:
+    def _acknowledge(self, reply: Reply) -> None:
         """Stamp the ack timeline; called just before the reply is sent."""
         with self._cond:
             now = self._clock()
@@ -730,192 +488,3 @@ class FakeEs:
                 self._first_ack.setdefault(key, now)
             self._item_statuses.update(reply.statuses)
             self._cond.notify_all()
-
-
-@final
-class FakeEsTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
-    """An httpx transport answering from a :class:`FakeEs` without sockets.
-
-    A hang-up becomes the exception httpx raises on a real socket: ``ReadError`` for a
-    reset, ``RemoteProtocolError`` for a dropped answer.
-    """
-
-    def __init__(self, fake: FakeEs) -> None:
-        self._fake = fake
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        """Answer a sync request (latency with :func:`time.sleep`)."""
-        body = request.read()
-        if self._fake.latency:
-            time.sleep(self._fake.latency)
-        return self._respond(request, body)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Answer an async request (latency with :func:`trio.sleep`)."""
-        body = await request.aread()
-        if self._fake.latency:
-            await trio.sleep(self._fake.latency)
-        return self._respond(request, body)
-
-    def _respond(self, request: httpx.Request, body: bytes) -> httpx.Response:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        outcome = self._fake._serve(
-            request.method, str(request.url.raw_path, "ascii"), headers, body
-        )
-        if isinstance(outcome, _Hangup):
-            if outcome.reset:
-                raise httpx.ReadError("[Errno 104] Connection reset by peer", request=request)
-            raise httpx.RemoteProtocolError(
-                "Server disconnected without sending a response.", request=request
-            )
-        headers_out = _response_headers(self._fake, outcome, headers)
-        self._fake._acknowledge(outcome)
-        content = b"" if request.method == "HEAD" else outcome.body
-        return httpx.Response(outcome.status, headers=headers_out, content=content, request=request)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # a daemon may open many connections at once
-
-    def __init__(self, fake: FakeEs) -> None:
-        self.fake = fake
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def track(self, conn: socket.socket, alive: bool) -> None:
-        with self._conns_lock:
-            (self._conns.add if alive else self._conns.discard)(conn)
-
-    def drop_connections(self) -> None:
-        """Wake handler threads blocked on idle keep-alive connections."""
-        with self._conns_lock:
-            conns = list(self._conns)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body are separate writes
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, alive=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, alive=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence the per-request stderr log."""
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_HEAD(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def _handle(self) -> None:
-        fake = self.server.fake
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        body = self._read_body(headers)
-        if fake.latency:
-            time.sleep(fake.latency)
-        outcome = fake._serve(self.command, self.path, headers, body)
-        if isinstance(outcome, _Hangup):
-            self.close_connection = True
-            if outcome.reset:
-                # SO_LINGER 0: closing sends RST instead of FIN. The fd really closes when
-                # the handler releases rfile/wfile, before the server's shutdown(SHUT_WR).
-                self.connection.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                )
-                self.connection.close()
-            return
-        out_headers = _response_headers(fake, outcome, headers)
-        fake._acknowledge(outcome)
-        self.send_response(outcome.status)
-        for name, value in out_headers.items():
-            self.send_header(name, value)
-        self.send_header("content-length", str(len(outcome.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(outcome.body)
-
-    def _read_body(self, headers: Mapping[str, str]) -> bytes:
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(headers.get("content-length") or 0)
-        return self.rfile.read(length) if length else b""
-
-
-def _decode_body(body: bytes, encoding: str) -> bytes:
-    encoding = encoding.strip().lower()
-    try:
-        if encoding == "gzip":
-            return gzip.decompress(body)
-        if encoding == "deflate":
-            return zlib.decompress(body)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise _BadRequest(400, "parse_exception", f"cannot decode {encoding} body: {exc}") from None
-    if encoding not in ("", "identity"):
-        raise _BadRequest(415, "illegal_argument_exception", f"unsupported encoding [{encoding}]")
-    return body
-
-
-def _unsupported_content_type(content_type: str) -> _Reply | None:
-    mime = content_type.split(";")[0].strip().lower()
-    if mime in _NDJSON_TYPES or mime.startswith("application/vnd.elasticsearch+"):
-        return None
-    shown = content_type or "(missing)"
-    return _json_reply(
-        406, {"error": f"Content-Type header [{shown}] is not supported", "status": 406}
-    )
-
-
-def _response_headers(
-    fake: FakeEs, reply: _Reply, request_headers: Mapping[str, str]
-) -> dict[str, str]:
-    headers = dict(reply.headers)
-    if fake.flavor == "elasticsearch":
-        headers["x-elastic-product"] = "Elasticsearch"
-        if "vnd.elasticsearch+json" in request_headers.get("accept", "") and reply.body:
-            major = fake.version.split(".")[0]
-            headers["content-type"] = f"application/vnd.elasticsearch+json;compatible-with={major}"
-    return headers
-
-
-def _dumps(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def _json_reply(status: int, doc: Any) -> _Reply:
-    return _Reply(status, _dumps(doc), {"content-type": "application/json"})
-
-
-def _error_reply(status: int, err_type: str, reason: str) -> _Reply:
-    cause = {"type": err_type, "reason": reason}
-    return _json_reply(status, {"error": {"root_cause": [cause], **cause}, "status": status})

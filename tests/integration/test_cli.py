@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Aws, Daemon, wait_until
+from tests.conftest import Aws
 from tests.paths import SEED
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import wait_until
 
 ALB = SEED / "alb.log"
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/q"
@@ -300,7 +302,7 @@ def test_a_reader_going_away_ends_the_command_quietly(argv: list[str], tmp_path:
 
 
 def test_run_creates_a_missing_output_directory_and_writes_there(
-    aws: Aws, daemon: Callable[..., Daemon], tmp_path: Path
+    aws: Aws, daemon: Callable[..., S3lbProcess], tmp_path: Path
 ) -> None:
     queue, bucket = aws.quiet_queue()
     config = file_config(tmp_path, output="./out/logs/events.ndjson").read_text()

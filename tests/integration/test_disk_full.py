@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.configs import s3lb_config
+from tests.support.helpers import s3lb_cli
+
 pytestmark = pytest.mark.slow
 
 # s3lb must not reach anything: AWS calls go to a closed port.
@@ -80,23 +83,22 @@ def full_fs(tmp_path: Path) -> Iterator[Path]:
 def _config(tmp_path: Path, state_dir: Path) -> Path:
     path = tmp_path / "s3lb.yml"
     path.write_text(
-        f"s3lb:\n  state_dir: {state_dir}\n  inputs:\n"
-        "    - {type: sqs, queues_url: ['http://127.0.0.1:1/123456789012/q']}\n"
-        "    - {type: s3, buckets: ['s3://logs']}\n"
-        f"output.file.path: {tmp_path / 'out.ndjson'}\n"
+        s3lb_config(
+            state_dir=state_dir,
+            inputs=[
+                {"type": "sqs", "queues_url": ["http://127.0.0.1:1/123456789012/q"]},
+                {"type": "s3", "buckets": ["s3://logs"]},
+            ],
+            file={"path": str(tmp_path / "out.ndjson")},
+            shutdown_timeout=None,
+            wait_time=None,
+        )
     )
     return path
 
 
 def _s3lb(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "s3lb", *args],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return s3lb_cli(*args, cwd=cwd, env=ENV)
 
 
 @pytest.mark.parametrize("command", ["run", "import"])

@@ -14,9 +14,12 @@ import pytest
 from s3lb.cli.parse import parse_stream
 from s3lb.formats import detect_format
 from s3lb.pipeline.parsing import ObjectParser
-from tests.conftest import Aws, Daemon, wait_until
+from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
 from tests.paths import SAMPLES as SAMPLES_DIR
+from tests.support.configs import s3lb_config
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +59,7 @@ def expected_documents(data: bytes, key: str) -> list[dict[str, object]]:
 
 
 def test_auto_ships_every_format_as_parse_shows_it(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess]
 ) -> None:
     queue = aws.queue()
     bucket = aws.bucket(queue)
@@ -78,18 +81,17 @@ def test_auto_ships_every_format_as_parse_shows_it(
     assert all(expected.values()) and total > 20
 
     run = daemon(
-        f"""
-s3lb:
-  wait_time: 1s
-  inputs:
-    - type: sqs
-      queues_url: ["{queue}"]
-      poll_frequency: 100ms
-output.elasticsearch:
-  hosts: ["{fake_es.url}"]
-  index: "logs-%{{+yyyy.MM.dd}}"
-  flush_interval: 100ms
-"""
+        s3lb_config(
+            queues=[queue],
+            es_url=fake_es.url,
+            es={
+                "index": "logs-%{+yyyy.MM.dd}",
+                "flush_interval": "100ms",
+                "backoff.init": None,
+                "backoff.max": None,
+            },
+            shutdown_timeout=None,
+        )
     )
     wait_until(lambda: len(fake_es.docs) >= total, 30, "every document")
     wait_until(lambda: aws.counts(queue) == (0, 0), 30, "the queue to empty")

@@ -6,12 +6,8 @@ a dated layout skips the days away from the window (counted List calls)."""
 from __future__ import annotations
 
 import io
-import json
 import math
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -29,9 +25,19 @@ from s3lb.config import loads
 from s3lb.pipeline import ImportOptions
 from s3lb.sources import Lister, Window
 from s3lb.telemetry import Telemetry
-from tests.conftest import Aws, Daemon, wait_until
+from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
-from tests.integration.test_run import ALB, ALB_LINES, expected_ids
+from tests.support.configs import s3lb_config
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import (
+    ALB,
+    ALB_LINES,
+    KEY_FIELDS,
+    big_alb,
+    expected_ids,
+    state_json,
+    wait_until,
+)
 
 PREFIX = "prod-web/AWSLogs/123456789012/elasticloadbalancing/us-east-1/"
 
@@ -42,75 +48,26 @@ def import_config(
     *,
     state_dir: str = "./state-import",
     queue: str = "",
-    **extra: str,
+    **extra: Any,
 ) -> str:
-    settings = "".join(f"  {k}: {v}\n" for k, v in extra.items())
-    sqs = (
-        f"""
-    - type: sqs
-      queues_url: ["{queue}"]
-      log_format: alb
-      key_regex_fields: ^(?P<environment>[^\\-]+)-(?P<application>[^/\\-]+)
-      poll_frequency: 100ms"""
-        if queue
-        else ""
+    """One ``s3`` input over ``bucket_url`` (and an ``sqs`` input over ``queue``)."""
+    return s3lb_config(
+        state_dir=state_dir,
+        buckets=[bucket_url],
+        queues=[queue] if queue else [],
+        log_format="alb",
+        input_options={"key_regex_fields": KEY_FIELDS},
+        es_url=es_url,
+        es={"bulk_max_size": 1000, "worker": 2},
+        **{"stats_interval": "1s", **extra},
     )
-    return f"""
-s3lb:
-  state_dir: {state_dir}
-  shutdown_timeout: 5s
-  wait_time: 1s
-  stats_interval: 1s
-{settings}  inputs:
-    - type: s3
-      buckets: ["{bucket_url}"]
-      log_format: alb
-      key_regex_fields: ^(?P<environment>[^\\-]+)-(?P<application>[^/\\-]+){sqs}
-output.elasticsearch:
-  hosts: ["{es_url}"]
-  index: "alb-%{{+yyyy.MM.dd}}"
-  flush_interval: 200ms
-  bulk_max_size: 1000
-  worker: 2
-  backoff.init: 200ms
-  backoff.max: 1s
-"""
 
 
-class Command:
-    """``s3lb ARGS -c CONFIG`` as a subprocess in ``tmp_path``, output kept in files."""
-
-    def __init__(self, tmp_path: Path, config: str, *args: str, name: str = "s3lb.yml") -> None:
-        path = tmp_path / name
-        path.write_text(config)
-        n = len(list(tmp_path.glob(f"{name}-*.err")))
-        self.out_path, self.err_path = tmp_path / f"{name}-{n}.out", tmp_path / f"{name}-{n}.err"
-        with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "s3lb", *args, "-c", str(path)],
-                cwd=tmp_path,
-                env=dict(os.environ),
-                stdout=out,
-                stderr=err,
-            )
-
-    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
-        """Wait for the exit; return the status, stdout and stderr."""
-        try:
-            status = self.process.wait(timeout)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-        return status, self.out_path.read_text(), self.err_path.read_text()
-
-
-def s3lb(tmp_path: Path, config: str, *args: str, name: str = "s3lb.yml") -> Command:
-    return Command(tmp_path, config, *args, name=name)
-
-
-def finish(command: Command, timeout: float = 60) -> tuple[int, str, str]:
-    return command.finish(timeout)
+def s3lb(tmp_path: Path, config: str, *args: str, name: str = "s3lb") -> S3lbProcess:
+    """``s3lb ARGS -c NAME.yml`` started in ``tmp_path``; stdout and stderr kept apart."""
+    command = S3lbProcess(tmp_path, config, command=args, name=name, split_output=True)
+    command.start()
+    return command
 
 
 def wait_for_second() -> datetime:
@@ -133,25 +90,9 @@ def bulk_requests(es: FakeEs) -> int:
     return sum(1 for r in es.requests if r.path.endswith("_bulk"))
 
 
-def state_json(tmp_path: Path, config_name: str = "s3lb.yml") -> dict[str, object]:
-    out = subprocess.run(
-        [sys.executable, "-m", "s3lb", "state", "-c", str(tmp_path / config_name), "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(out.stdout)
-
-
-def big_alb(lines: int) -> bytes:
-    sample = ALB.splitlines()
-    return b"\n".join(sample[i % len(sample)] for i in range(lines)) + b"\n"
-
-
 @pytest.mark.slow
 def test_only_the_window_is_indexed_once_across_a_kill_and_a_third_run_sends_nothing(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon], tmp_path: Path
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess], tmp_path: Path
 ) -> None:
     bucket = aws.bucket()
     day = day_prefix(datetime.now(UTC))
@@ -171,11 +112,11 @@ def test_only_the_window_is_indexed_once_across_a_kill_and_a_third_run_sends_not
     to = wait_for_second()
     for i in range(2):  # after the window
         aws.put(bucket, f"{day}after-{i}.log.gz", ALB, compress=True)
-    config = import_config(fake_es.url, f"s3://{bucket}", object_workers="2")
+    config = import_config(fake_es.url, f"s3://{bucket}", object_workers=2)
     window = ("--since", iso(since), "--to", iso(to))
 
     dry = s3lb(tmp_path, config, "import", *window, "--dry-run")
-    status, out, err = finish(dry)
+    status, out, err = dry.finish()
     assert status == 0, err
     assert sorted(line.split("\t")[2] for line in out.splitlines()) == sorted(
         f"s3://{bucket}/{key}" for key in inside
@@ -185,15 +126,14 @@ def test_only_the_window_is_indexed_once_across_a_kill_and_a_third_run_sends_not
     fake_es.latency = 0.05
     first = s3lb(tmp_path, config, "import", *window)
     wait_until(lambda: len(fake_es.docs) >= len(expected) // 3, 60, "a third of the window")
-    first.process.send_signal(signal.SIGKILL)
-    first.process.wait(30)
+    first.kill()
     indexed_before = len(fake_es.docs)
     assert indexed_before < len(expected)
-    (cursor,) = state_json(tmp_path)["imports"]  # type: ignore[misc]
+    (cursor,) = state_json(tmp_path / "s3lb.yml")["imports"]  # type: ignore[misc]
     assert not cursor["complete"]
 
     fake_es.latency = 0
-    status, _, err = finish(s3lb(tmp_path, config, "import", *window))
+    status, _, err = s3lb(tmp_path, config, "import", *window).finish()
     assert status == 0, err
     assert {doc_id for _, doc_id in fake_es.docs} == expected  # nothing outside the window
     assert len(fake_es.docs) == len(expected)  # nothing indexed twice
@@ -202,12 +142,12 @@ def test_only_the_window_is_indexed_once_across_a_kill_and_a_third_run_sends_not
     resent = fake_es.item_statuses[409]
     print(f"re-sent after kill -9: {resent} of {len(expected)}")
     assert resent < len(expected) - indexed_before + 3 * 1000
-    (cursor,) = state_json(tmp_path)["imports"]  # type: ignore[misc]
+    (cursor,) = state_json(tmp_path / "s3lb.yml")["imports"]  # type: ignore[misc]
     assert cursor["complete"] and cursor["failed"] == 0
     assert cursor["last_key"] == max(inside) or cursor["last_key"] > max(inside)
 
     requests = bulk_requests(fake_es)
-    status, _, err = finish(s3lb(tmp_path, config, "import", *window))
+    status, _, err = s3lb(tmp_path, config, "import", *window).finish()
     assert status == 0, err
     assert "already complete" in err
     assert bulk_requests(fake_es) == requests
@@ -233,7 +173,7 @@ def test_only_the_window_is_indexed_once_across_a_kill_and_a_third_run_sends_not
 
 @pytest.mark.slow
 def test_enqueued_objects_are_indexed_by_run_with_the_ids_of_a_local_import(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon], tmp_path: Path
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess], tmp_path: Path
 ) -> None:
     bucket = aws.bucket()
     day = day_prefix(datetime.now(UTC))
@@ -244,18 +184,18 @@ def test_enqueued_objects_are_indexed_by_run_with_the_ids_of_a_local_import(
 
     with FakeEs() as local_es:
         config = import_config(local_es.url, url, state_dir="./state-local")
-        status, _, err = finish(s3lb(tmp_path, config, "import", name="local.yml"))
+        status, _, err = s3lb(tmp_path, config, "import", name="local").finish()
         assert status == 0, err
         local = local_es.docs
     assert len(local) == len(keys) * ALB_LINES
 
     queue = aws.queue()
     config = import_config(fake_es.url, url, state_dir="./state-enqueue")
-    status, _, err = finish(s3lb(tmp_path, config, "import", "--enqueue", queue, name="enq.yml"))
+    status, _, err = s3lb(tmp_path, config, "import", "--enqueue", queue, name="enq").finish()
     assert status == 0, err
     assert aws.counts(queue) == (len(keys), 0)  # one message per object, 10 per call
     assert bulk_requests(fake_es) == 0
-    status, _, err = finish(s3lb(tmp_path, config, "import", "--enqueue", queue, name="enq.yml"))
+    status, _, err = s3lb(tmp_path, config, "import", "--enqueue", queue, name="enq").finish()
     assert status == 0 and "already complete" in err
     assert aws.counts(queue) == (len(keys), 0)  # the rerun sent nothing
 
@@ -268,7 +208,7 @@ def test_enqueued_objects_are_indexed_by_run_with_the_ids_of_a_local_import(
 
     # import on run's state dir: every object is known as done, nothing is sent.
     requests = bulk_requests(fake_es)
-    status, _, err = finish(s3lb(tmp_path, fleet, "import", name="fleet.yml"))
+    status, _, err = s3lb(tmp_path, fleet, "import", name="fleet").finish()
     assert status == 0, err
     assert f"{len(keys)} already done" in err
     assert bulk_requests(fake_es) == requests
@@ -376,7 +316,7 @@ def test_ctrl_c_lets_objects_in_flight_finish_and_the_rerun_continues(
     for i in range(12):
         key = f"prod-web/{i}.log.gz"
         expected |= expected_ids(bucket, key, aws.put(bucket, key, big_alb(lines), True), lines)
-    config = import_config(fake_es.url, f"s3://{bucket}/prod-web/", object_workers="2")
+    config = import_config(fake_es.url, f"s3://{bucket}/prod-web/", object_workers=2)
     fake_es.latency = 0.05
     first = s3lb(tmp_path, config, "import")
     wait_until(lambda: len(fake_es.docs) >= lines, 60, "the first objects under way")
@@ -386,11 +326,11 @@ def test_ctrl_c_lets_objects_in_flight_finish_and_the_rerun_continues(
     assert "stopped listing; draining" in err
     assert "interrupted: run the same command again to continue" in err
     assert len(fake_es.docs) < len(expected)
-    (cursor,) = state_json(tmp_path)["imports"]  # type: ignore[misc]
+    (cursor,) = state_json(tmp_path / "s3lb.yml")["imports"]  # type: ignore[misc]
     assert not cursor["complete"] and cursor["done"] >= 1
 
     fake_es.latency = 0
-    status, _, err = finish(s3lb(tmp_path, config, "import"))
+    status, _, err = s3lb(tmp_path, config, "import").finish()
     assert status == 0, err
     assert {doc_id for _, doc_id in fake_es.docs} == expected
     assert fake_es.item_statuses[409] == 0  # the drain finished what was in flight

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,14 +27,15 @@ from s3lb.model import ObjectRef, document_id
 from s3lb.pipeline.parsing import ObjectParser
 from s3lb.sinks.elasticsearch.bulk import build_body, classify, delete_body
 from s3lb.sinks.elasticsearch.templates import FORMAT_FIELDS
-from tests.conftest import Aws, Daemon, wait_until
-from tests.integration.test_run import event_record
+from tests.conftest import Aws
 from tests.paths import SEED as SEED_DIR
+from tests.support.configs import s3lb_config, sqs_input
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import ALB, event_record, s3lb_cli, wait_until
 from tests.unit.test_es_templates import SAMPLES, leaves
 
 pytestmark = pytest.mark.slow
 
-ALB = (SEED_DIR / "alb.log").read_bytes()
 PLAIN = {"elb", "s3access"}  # AWS writes these uncompressed
 
 
@@ -51,47 +50,24 @@ def prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-def s3lb(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "s3lb", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def config(
     inputs: list[tuple[str, str]], url: str, index: str, state: str = "./state", **output: Any
 ) -> str:
     """A daemon configuration: one input per ``(queue url, log format)``."""
-    lines = [
-        "s3lb:",
-        f"  state_dir: {state}",
-        "  shutdown_timeout: 5s",
-        "  wait_time: 1s",
-        "  inputs:",
-    ]
-    for queue, fmt in inputs:
-        lines += [
-            "    - type: sqs",
-            f"      queues_url: [{json.dumps(queue)}]",
-            f"      log_format: {fmt}",
-            f"      fields: {{log_type: {fmt}}}",
-            "      key_regex_fields: ^(?P<environment>[^/]+)/",
-            "      poll_frequency: 100ms",
-        ]
-    settings = {
-        "hosts": [url],
-        "index": index,
-        "flush_interval": "200ms",
-        "backoff.init": "200ms",
-        "backoff.max": "1s",
-        **output,
-    }
-    lines += ["output.elasticsearch:"] + [f"  {k}: {json.dumps(v)}" for k, v in settings.items()]
-    return "\n".join(lines) + "\n"
+    return s3lb_config(
+        state_dir=state,
+        inputs=[
+            sqs_input(
+                [queue],
+                fmt,
+                fields={"log_type": fmt},
+                key_regex_fields="^(?P<environment>[^/]+)/",
+            )
+            for queue, fmt in inputs
+        ],
+        es_url=url,
+        es={"index": index, **output},
+    )
 
 
 def expected_documents(fmt: str, path: Path, ref: ObjectRef) -> dict[str, dict[str, Any]]:
@@ -106,7 +82,7 @@ def expected_documents(fmt: str, path: Path, ref: ObjectRef) -> dict[str, dict[s
     return out
 
 
-def wait_for(run: Daemon, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_for(run: S3lbProcess, predicate: Callable[[], bool], timeout: float, what: str) -> None:
     """:func:`wait_until` at a gentler pace (each check is several requests to moto and
     the node), with the daemon's log when it times out."""
 
@@ -149,7 +125,7 @@ def test_every_format_is_indexed_with_the_template_mappings_and_a_replay_adds_no
     aws: Aws,
     cluster: httpx.Client,
     opensearch_url: str,
-    daemon: Callable[..., Daemon],
+    daemon: Callable[..., S3lbProcess],
     tmp_path: Path,
 ) -> None:
     name = prefix()
@@ -172,7 +148,7 @@ def test_every_format_is_indexed_with_the_template_mappings_and_a_replay_adds_no
     (tmp_path / "s3lb.yml").write_text(text)
 
     for _ in range(2):  # idempotent: the second run changes nothing and succeeds
-        result = s3lb("setup", "-c", "s3lb.yml", cwd=tmp_path)
+        result = s3lb_cli("setup", "-c", "s3lb.yml", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
     template = cluster.get(f"/_index_template/s3lb-{name}").json()["index_templates"][0]
     assert len(template["index_template"]["composed_of"]) == len(formats) + 1
@@ -240,7 +216,7 @@ def test_a_mapping_conflict_is_dead_lettered_the_message_deleted_and_replay_inde
     aws: Aws,
     cluster: httpx.Client,
     opensearch_url: str,
-    daemon: Callable[..., Daemon],
+    daemon: Callable[..., S3lbProcess],
     tmp_path: Path,
     store: str,
 ) -> None:
@@ -290,7 +266,7 @@ def test_a_mapping_conflict_is_dead_lettered_the_message_deleted_and_replay_inde
 
     # Fix the mapping, then replay while the daemon still runs: each document once.
     cluster.put(f"/{index}/_mapping", json={"properties": {"ssl_cipher": {"type": "keyword"}}})
-    result = s3lb("replay-dead-letter", "-c", "s3lb.yml", cwd=tmp_path)
+    result = s3lb_cli("replay-dead-letter", "-c", "s3lb.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"replayed {len(refused)} documents: {len(refused)} indexed" in result.stdout
     hits = search(cluster, index, {"match_all": {}})
@@ -301,7 +277,7 @@ def test_a_mapping_conflict_is_dead_lettered_the_message_deleted_and_replay_inde
         left = list((tmp_path / "state" / "dead-letter").glob("dead-letter-*"))
         assert left == []
 
-    result = s3lb("replay-dead-letter", "-c", "s3lb.yml", cwd=tmp_path)
+    result = s3lb_cli("replay-dead-letter", "-c", "s3lb.yml", cwd=tmp_path)
     assert result.returncode == 0 and "replayed 0 documents" in result.stdout
     assert count(cluster, index) == len(docs)
     assert run.stop() == 0, run.log
@@ -311,7 +287,7 @@ def test_data_stream_mode_creates_into_a_data_stream_with_the_template(
     aws: Aws,
     cluster: httpx.Client,
     opensearch_url: str,
-    daemon: Callable[..., Daemon],
+    daemon: Callable[..., S3lbProcess],
     tmp_path: Path,
 ) -> None:
     stream = f"logs-{prefix()}-alb"
@@ -319,7 +295,7 @@ def test_data_stream_mode_creates_into_a_data_stream_with_the_template(
     bucket = aws.bucket(queue)
     text = config([(queue, "alb")], opensearch_url, stream, data_stream=True)
     (tmp_path / "s3lb.yml").write_text(text)
-    result = s3lb("setup", "-c", "s3lb.yml", cwd=tmp_path)
+    result = s3lb_cli("setup", "-c", "s3lb.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run = daemon(text)
     aws.put(bucket, "prod/alb.log", ALB)

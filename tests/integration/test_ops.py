@@ -4,6 +4,7 @@ cluster, and the unit file as ``systemd-analyze verify`` sees it."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -11,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,47 +19,28 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Aws, Daemon, wait_until
+from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
 from tests.paths import REPO
 from tests.paths import SEED as SEED_DIR
+from tests.support import helpers
+from tests.support.configs import s3_input, s3lb_config
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import ALB, ALB_LINES, free_port, s3lb_cli, wait_until
 
 pytestmark = pytest.mark.slow
 
-ALB = (SEED_DIR / "alb.log").read_bytes()
-ALB_LINES = ALB.count(b"\n") + 1  # the sample has no final newline
 UNIT = REPO / "contrib" / "systemd" / "s3lb.service"
 
-
-def config(queue_urls: list[str], es_url: str, extra: str = "") -> str:
-    return f"""
-s3lb:
-  state_dir: ./state-test
-  shutdown_timeout: 5s
-  wait_time: 1s
-  inputs:
-    - type: sqs
-      queues_url: {json.dumps(queue_urls)}
-      log_format: alb
-      poll_frequency: 100ms
-output.elasticsearch:
-  hosts: ["{es_url}"]
-  index: "alb-%{{+yyyy.MM.dd}}"
-  flush_interval: 200ms
-  backoff.init: 200ms
-  backoff.max: 1s
-{extra}"""
+#: This module's daemons: ``config(queues=[…], es_url=…, **settings)``.
+config = functools.partial(s3lb_config, state_dir="./state-test", log_format="alb")
 
 
 @pytest.fixture
 def notify_socket() -> Iterator[tuple[str, socket.socket]]:
-    """A unix datagram socket for NOTIFY_SOCKET (short path: sun_path holds 108 bytes)."""
-    with tempfile.TemporaryDirectory(prefix="s3lb-") as directory:
-        path = os.path.join(directory, "notify")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.bind(path)
-            sock.settimeout(30)
-            yield path, sock
+    """A unix datagram socket for NOTIFY_SOCKET."""
+    with helpers.notify_socket(30) as bound:
+        yield bound
 
 
 def next_state(sock: socket.socket, skip: str = "WATCHDOG=1") -> str:
@@ -73,13 +54,13 @@ def next_state(sock: socket.socket, skip: str = "WATCHDOG=1") -> str:
 def test_run_notifies_systemd_ready_then_stopping_after_sigterm_then_exits_cleanly(
     aws: Aws,
     fake_es: FakeEs,
-    daemon: Callable[..., Daemon],
+    daemon: Callable[..., S3lbProcess],
     notify_socket: tuple[str, socket.socket],
 ) -> None:
     path, sock = notify_socket
     queue, _ = aws.quiet_queue()
     run = daemon(
-        config([queue], fake_es.url),
+        config(queues=[queue], es_url=fake_es.url),
         env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"},  # pings every 0.2 s
     )
     ready = next_state(sock)
@@ -106,13 +87,13 @@ def scrape(url: str) -> dict[str, float]:
 
 
 def test_metrics_scraped_during_a_run_count_what_was_indexed_and_deleted(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess]
 ) -> None:
     queue, bucket = aws.quiet_queue()
     objects = 3
     for i in range(objects):
         aws.put(bucket, f"prod-web/{i}.log.gz", ALB, compress=True)
-    run = daemon(config([queue], fake_es.url, "metrics.listen: 127.0.0.1:0\n"))
+    run = daemon(config(queues=[queue], es_url=fake_es.url, metrics="127.0.0.1:0"))
     match = re.search(r"metrics endpoint listening url=(\S+)", run.log)
     assert match, run.log
     url = match.group(1)
@@ -141,19 +122,7 @@ def test_metrics_scraped_during_a_run_count_what_was_indexed_and_deleted(
 def check(config_text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "check.yml"
     path.write_text(config_text)
-    return subprocess.run(
-        [sys.executable, "-m", "s3lb", "check", "-c", str(path), "--timeout", "10"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return s3lb_cli("check", "-c", str(path), "--timeout", "10", cwd=tmp_path, timeout=60)
 
 
 def test_check_names_a_wrong_queue_url_and_an_unreachable_cluster_and_fails(
@@ -162,7 +131,7 @@ def test_check_names_a_wrong_queue_url_and_an_unreachable_cluster_and_fails(
     good = aws.queue()
     wrong = good.rsplit("/", 1)[0] + "/no-such-queue"
     dead_cluster = f"http://127.0.0.1:{free_port()}"
-    result = check(config([good, wrong], dead_cluster), tmp_path)
+    result = check(config(queues=[good, wrong], es_url=dead_cluster), tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert any(line.startswith("ok    configuration: ") for line in lines), lines
@@ -178,8 +147,10 @@ def test_check_says_when_the_cluster_refuses_the_credentials(
     aws: Aws, fake_es: FakeEs, tmp_path: Path
 ) -> None:
     fake_es.down = "401"
-    text = config([aws.queue()], fake_es.url).replace(
-        "  flush_interval:", "  username: s3lb\n  password: wrong\n  flush_interval:"
+    text = config(
+        queues=[aws.queue()],
+        es_url=fake_es.url,
+        es={"username": "s3lb", "password": "wrong"},
     )
     result = check(text, tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -194,9 +165,11 @@ def test_check_passes_when_queues_buckets_and_cluster_answer(
         RedrivePolicy=json.dumps({"deadLetterTargetArn": aws.queue_arn(dlq), "maxReceiveCount": 5})
     )
     bucket = aws.bucket()
-    text = config([queue], fake_es.url) + f"metrics.listen: 127.0.0.1:{free_port()}\n"
-    text = text.replace(
-        "output.elasticsearch:", f"    - type: s3\n      buckets: [{bucket}]\noutput.elasticsearch:"
+    text = config(
+        queues=[queue],
+        inputs=[s3_input([bucket], log_format="auto")],
+        es_url=fake_es.url,
+        metrics=f"127.0.0.1:{free_port()}",
     )
     result = check(text, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -238,13 +211,13 @@ def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
 
 
 def test_sighup_and_sigusr_are_logged_and_ignored_and_sigterm_still_drains(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess]
 ) -> None:
     """Issue 16.8: SIGHUP and SIGUSR1 used to kill the daemon like kill -9 (no drain)."""
     import signal
 
     queue, _ = aws.quiet_queue()
-    run = daemon(config([queue], fake_es.url))
+    run = daemon(config(queues=[queue], es_url=fake_es.url))
     for signum in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
         run.process.send_signal(signum)
         name = signum.name
@@ -301,9 +274,7 @@ def test_check_never_prints_the_password_of_a_host_url(
     secret = "s3cr3t-Pa55"
     live = fake_es.url.replace("http://", f"http://elastic:{secret}@")
     dead = f"http://elastic:{secret}@127.0.0.1:{free_port()}"
-    result = check(
-        config([aws.queue()], live).replace(f'["{live}"]', f'["{live}", "{dead}"]'), tmp_path
-    )
+    result = check(config(queues=[aws.queue()], es_url=live, es={"hosts": [live, dead]}), tmp_path)
     out = result.stdout + result.stderr
     assert secret not in out
     assert f"ok    cluster {live.replace(secret, '***')}: " in result.stdout
@@ -311,12 +282,12 @@ def test_check_never_prints_the_password_of_a_host_url(
 
 
 def test_the_running_line_names_the_output_as_configured_without_its_password(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess]
 ) -> None:
     secret = "s3cr3t-Pa55"
     queue, _ = aws.quiet_queue()
     host = fake_es.url.replace("http://", f"http://elastic:{secret}@")
-    run = daemon(config([queue], host))
+    run = daemon(config(queues=[queue], es_url=host))
     assert run.stop() == 0, run.log
     line = next(line for line in run.log.splitlines() if "s3lb is running" in line)
     assert line.endswith(f"output=elasticsearch hosts=http://elastic:***@{fake_es.url[7:]}")

@@ -3,18 +3,17 @@ object from its last acknowledged line; a finished object is never re-sent."""
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Aws, Daemon, wait_until
+from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
-from tests.integration.test_run import ALB, config, expected_ids
+from tests.integration.test_run import config
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import ALB, big_alb, expected_ids, state_json, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -23,27 +22,13 @@ BATCH = 2000
 WORKERS = 2
 
 
-def big_alb() -> bytes:
-    sample = ALB.splitlines()
-    return b"\n".join(sample[i % len(sample)] for i in range(LINES)) + b"\n"
-
-
 def resume_config(queue: str, es_url: str) -> str:
-    return config([queue], es_url, shutdown_timeout="1s").replace(
-        "  flush_interval: 200ms",
-        f"  flush_interval: 200ms\n  bulk_max_size: {BATCH}\n  worker: {WORKERS}",
+    return config(
+        queues=[queue],
+        es_url=es_url,
+        shutdown_timeout="1s",
+        es={"bulk_max_size": BATCH, "worker": WORKERS},
     )
-
-
-def state(tmp_path: Path) -> dict[str, object]:
-    out = subprocess.run(
-        [sys.executable, "-m", "s3lb", "state", "-c", str(tmp_path / "s3lb.yml"), "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(out.stdout)
 
 
 @pytest.mark.parametrize("compress", [True, False], ids=["gzip", "plain"])
@@ -51,14 +36,14 @@ def state(tmp_path: Path) -> dict[str, object]:
 def test_a_restart_resumes_a_half_done_object_and_indexes_every_line_once(
     aws: Aws,
     fake_es: FakeEs,
-    daemon: Callable[..., Daemon],
+    daemon: Callable[..., S3lbProcess],
     tmp_path: Path,
     how: str,
     compress: bool,
 ) -> None:
     queue, bucket = aws.quiet_queue(VisibilityTimeout=4)
     key = "prod-web/big.log.gz" if compress else "prod-web/big.log"
-    expected = expected_ids(bucket, key, aws.put(bucket, key, big_alb(), compress), LINES)
+    expected = expected_ids(bucket, key, aws.put(bucket, key, big_alb(LINES), compress), LINES)
     fake_es.latency = 0.05
 
     first = daemon(resume_config(queue, fake_es.url))
@@ -72,7 +57,7 @@ def test_a_restart_resumes_a_half_done_object_and_indexes_every_line_once(
     indexed_before = len(fake_es.docs)
     assert indexed_before < LINES
 
-    (obj,) = state(tmp_path)["objects"]  # type: ignore[misc]
+    (obj,) = state_json(tmp_path / "s3lb.yml")["objects"]  # type: ignore[misc]
     assert obj["key"] == key and obj["status"] == "in_progress"
     assert 0 < obj["acked"] <= indexed_before
 
@@ -90,17 +75,17 @@ def test_a_restart_resumes_a_half_done_object_and_indexes_every_line_once(
     resent = fake_es.item_statuses[409]
     print(f"{how}: re-sent {resent} of {LINES}")
     assert resent <= WORKERS * BATCH, resent
-    (obj,) = state(tmp_path)["objects"]  # type: ignore[misc]
+    (obj,) = state_json(tmp_path / "s3lb.yml")["objects"]  # type: ignore[misc]
     assert obj["status"] == "done" and obj["acked"] == LINES
 
 
 def test_a_notification_for_an_object_already_done_deletes_without_resending(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess]
 ) -> None:
     queue = aws.queue()
     bucket = aws.bucket(queue)
     etag = aws.put(bucket, "prod-web/a.log", ALB)
-    run = daemon(config([queue], fake_es.url))
+    run = daemon(config(queues=[queue], es_url=fake_es.url))
     wait_until(lambda: len(fake_es.docs) == 5, 30, "the object indexed")
     wait_until(lambda: aws.counts(queue) == (0, 0), 30, "the queue to empty")
     requests = len(fake_es.requests)

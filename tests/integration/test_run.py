@@ -7,6 +7,7 @@ input logged and kept (redrive) without stopping the daemon; exit 0 on SIGTERM.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections import Counter
@@ -14,61 +15,35 @@ from collections.abc import Callable
 
 import pytest
 
-from s3lb.model import ObjectRef, document_id
-from tests.conftest import Aws, Daemon, wait_until
+from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
 from tests.paths import SEED as SEED_DIR
+from tests.support.configs import s3lb_config
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import (
+    ALB,
+    ALB_LINES,
+    KEY_FIELDS,
+    event_record,
+    expected_ids,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
-ALB = (SEED_DIR / "alb.log").read_bytes()
-ALB_LINES = ALB.count(b"\n") + 1  # the sample has no final newline
 ALB_DAYS = ["2016.08.10"] * ALB_LINES
 
-
-def config(queue_urls: list[str], es_url: str, **extra: str) -> str:
-    settings = "".join(f"  {k}: {v}\n" for k, v in extra.items())
-    return f"""
-s3lb:
-  state_dir: ./state-test
-  shutdown_timeout: 5s
-  wait_time: 1s
-{settings}  inputs:
-    - type: sqs
-      queues_url: {json.dumps(queue_urls)}
-      log_format: alb
-      key_regex_fields: ^(?P<environment>[^\\-]+)-(?P<application>[^/\\-]+)
-      poll_frequency: 100ms
-output.elasticsearch:
-  hosts: ["{es_url}"]
-  index: "alb-%{{+yyyy.MM.dd}}"
-  flush_interval: 200ms
-  backoff.init: 200ms
-  backoff.max: 1s
-"""
-
-
-def expected_ids(bucket: str, key: str, etag: str, lines: int) -> set[str]:
-    ref = ObjectRef(bucket, key, etag)
-    return {document_id(ref, n) for n in range(1, lines + 1)}
-
-
-def event_record(bucket: str, key: str, etag: str, encoded_key: str) -> dict[str, object]:
-    return {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "us-east-1",
-        "eventTime": "2025-10-21T14:55:02.137Z",
-        "eventName": "ObjectCreated:Put",
-        "s3": {
-            "bucket": {"name": bucket},
-            "object": {"key": encoded_key, "size": 1, "eTag": etag},
-        },
-    }
+#: This module's daemons: ``config(queues=[…], es_url=…, **settings)``.
+config = functools.partial(
+    s3lb_config,
+    state_dir="./state-test",
+    log_format="alb",
+    input_options={"key_regex_fields": KEY_FIELDS},
+)
 
 
 def test_every_line_is_indexed_once_in_its_day_and_the_queue_empties(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess]
 ) -> None:
     queue = aws.queue()
     bucket = aws.bucket(queue, events=("s3:ObjectCreated:*", "s3:ObjectRemoved:*"))
@@ -105,7 +80,7 @@ def test_every_line_is_indexed_once_in_its_day_and_the_queue_empties(
             }
         aws.send(queue, body)
 
-    run = daemon(config([queue], fake_es.url))
+    run = daemon(config(queues=[queue], es_url=fake_es.url))
     wait_until(lambda: len(fake_es.docs) >= len(expected), 30, "every document indexed")
     wait_until(lambda: aws.counts(queue) == (0, 0), 30, "the queue to empty")
     assert run.stop() == 0, run.log
@@ -127,7 +102,7 @@ def test_every_line_is_indexed_once_in_its_day_and_the_queue_empties(
 
 
 def test_nothing_is_deleted_while_the_cluster_is_down_then_everything_arrives(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess]
 ) -> None:
     queue, bucket = aws.quiet_queue()
     fake_es.down = "503"
@@ -136,7 +111,7 @@ def test_nothing_is_deleted_while_the_cluster_is_down_then_everything_arrives(
         key = f"prod-web/{i}.log.gz"
         expected |= expected_ids(bucket, key, aws.put(bucket, key, ALB, compress=True), ALB_LINES)
 
-    run = daemon(config([queue], fake_es.url))
+    run = daemon(config(queues=[queue], es_url=fake_es.url))
     wait_until(lambda: "cluster unavailable" in run.log, 20, "the outage to be noticed")
     time.sleep(2)  # several retries happen meanwhile
     visible, in_flight = aws.counts(queue)
@@ -152,7 +127,7 @@ def test_nothing_is_deleted_while_the_cluster_is_down_then_everything_arrives(
 
 
 def test_bad_inputs_are_logged_kept_for_redrive_and_the_daemon_keeps_running(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess]
 ) -> None:
     dlq = aws.queue()
     queue = aws.queue(
@@ -169,7 +144,7 @@ def test_bad_inputs_are_logged_kept_for_redrive_and_the_daemon_keeps_running(
     for key in ("prod-web/corrupt.log.gz", "prod-web/missing.log.gz"):
         aws.send(queue, {"Records": [event_record(bucket, key, "", key)]})
 
-    run = daemon(config([queue], fake_es.url))
+    run = daemon(config(queues=[queue], es_url=fake_es.url))
     wait_until(lambda: aws.counts(dlq)[0] == 3, 30, "three poison messages in the DLQ")
     assert "message cannot be decoded; left for the queue's redrive policy" in run.log
     assert "malformed" in run.log
@@ -193,7 +168,7 @@ def test_bad_inputs_are_logged_kept_for_redrive_and_the_daemon_keeps_running(
 
 
 def test_with_the_cluster_down_nothing_is_received_beyond_the_in_flight_budget(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess]
 ) -> None:
     queue, bucket = aws.quiet_queue()
     fake_es.down = "503"
@@ -202,7 +177,7 @@ def test_with_the_cluster_down_nothing_is_received_beyond_the_in_flight_budget(
         key = f"prod-web/{i}.log.gz"
         expected |= expected_ids(bucket, key, aws.put(bucket, key, ALB, compress=True), ALB_LINES)
 
-    run = daemon(config([queue], fake_es.url, max_inflight_messages="4"))
+    run = daemon(config(queues=[queue], es_url=fake_es.url, max_inflight_messages=4))
     wait_until(lambda: "cluster unavailable" in run.log, 20, "the outage to be noticed")
     for _ in range(20):  # a few seconds of outage, sampled
         visible, in_flight = aws.counts(queue)
@@ -216,7 +191,7 @@ def test_with_the_cluster_down_nothing_is_received_beyond_the_in_flight_budget(
 
 
 def test_a_deeply_nested_json_body_is_judged_alone_and_the_daemon_keeps_running(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess]
 ) -> None:
     """Issue 16.1: a 2 KB body of nested brackets neither stops the daemon nor takes
     the valid notification received beside it to the dead-letter queue."""
@@ -231,7 +206,7 @@ def test_a_deeply_nested_json_body_is_judged_alone_and_the_daemon_keeps_running(
     aws.send(queue, "[" * 1000 + "]" * 1000)
     aws.send(queue, {"Records": [event_record(bucket, key, etag, key)]})
 
-    run = daemon(config([queue], fake_es.url))
+    run = daemon(config(queues=[queue], es_url=fake_es.url))
     expected = expected_ids(bucket, key, etag, ALB_LINES)
     wait_until(lambda: {i for _, i in fake_es.docs} == expected, 30, "the valid object")
     wait_until(lambda: aws.counts(dlq)[0] == 1, 30, "the nested body in the DLQ")

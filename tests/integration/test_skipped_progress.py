@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Aws, Daemon, wait_until
+from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
 from tests.integration.test_run import config
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -44,12 +46,12 @@ def lines_dead_lettered(tmp_path: Path) -> int:
 
 @pytest.mark.parametrize("how", ["sigterm", "kill-9"])
 def test_a_restart_resumes_past_dead_lettered_lines_instead_of_writing_them_again(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon], tmp_path: Path, how: str
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess], tmp_path: Path, how: str
 ) -> None:
     queue, bucket = aws.quiet_queue(VisibilityTimeout=4)
     body = b"".join(b"not an ALB line %d\n" % i for i in range(LINES))
     aws.put(bucket, "prod-web/garbage.log.gz", body, compress=True)
-    settings = config([queue], fake_es.url, shutdown_timeout="1s")
+    settings = config(queues=[queue], es_url=fake_es.url, shutdown_timeout="1s")
 
     first = daemon(settings)
     wait_until(lambda: lines_dead_lettered(tmp_path) >= LINES // 4, 120, "a quarter read")

@@ -12,15 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Aws, Daemon, wait_until
+from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
-from tests.integration.test_run import config, event_record
+from tests.integration.test_run import config
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import event_record, wait_until
 
 pytestmark = pytest.mark.slow
 
 
 def test_an_object_of_unknown_format_is_dead_lettered_whole_and_its_message_deleted(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon], tmp_path: Path
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess], tmp_path: Path
 ) -> None:
     dlq = aws.queue()
     queue = aws.queue(
@@ -31,7 +33,7 @@ def test_an_object_of_unknown_format_is_dead_lettered_whole_and_its_message_dele
     key = "exports/custom/part-0001.txt"
     etag = aws.put(bucket, key, b"hello\nthis is no AWS log\n")
     aws.send(queue, {"Records": [event_record(bucket, key, etag, key)]})
-    settings = config([queue], fake_es.url).replace("log_format: alb", "log_format: auto")
+    settings = config(queues=[queue], es_url=fake_es.url, log_format="auto")
 
     run = daemon(settings)
     wait_until(lambda: aws.counts(queue) == (0, 0), 30, "the message deleted")

@@ -14,22 +14,17 @@ autojump clock, with every edge replaced by a fake that has fault knobs.
 All fakes stamp what they do with one shared sequence number (:class:`Seq`), so "the
 delete came after every ack and after the done mark" (I4) is an exact comparison, not
 a question of equal virtual times. :class:`Invariants` checks I1–I6 and I8 by set
-comparison against the corpus oracle.
+comparison against the corpus oracle. The fakes live in ``tests/fakes/`` (one a module).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import itertools
 import json
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote
 
 import httpx
 import pytest
@@ -38,15 +33,18 @@ import trio
 from s3lb.aws.notifications import UndecodableMessage, decode_notification
 from s3lb.aws.s3 import S3Client
 from s3lb.aws.session import AwsSession
-from s3lb.aws.sqs import Message, SqsError
 from s3lb.checkpoint import ObjectState
-from s3lb.checkpoint.records import merge_states
 from s3lb.config import Config, loads
 from s3lb.pipeline import Clients, run_pipeline
 from s3lb.telemetry import Telemetry
 from tests.fakes.fake_es import FakeEs
-from tests.fakes.fake_sqs import FakeSqs, _Stored
+from tests.fakes.fake_s3 import FakeS3
+from tests.fakes.memory_store import MemoryStore
+from tests.fakes.rel_sqs import RelSqs
+from tests.fakes.seq import Seq
+from tests.fakes.timed_es import TimedEsTransport
 from tests.reliability.corpus import Corpus, CorpusObject
+from tests.support.configs import s3lb_config
 
 __all__ = [
     "QUEUE",
@@ -64,334 +62,14 @@ QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/s3lb-rel"
 ENDPOINT = "http://aws.rel.invalid"
 
 
-class Seq:
-    """A shared, strictly increasing stamp: every fake's events are totally ordered."""
-
-    def __init__(self) -> None:
-        self._next = itertools.count(1)
-
-    def __call__(self) -> float:
-        return float(next(self._next))
-
-
-# -- SQS ------------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class RelSqs(FakeSqs):
-    """:class:`FakeSqs` plus what the scenarios need.
-
-    - ``max_receive_count``: a redrive policy; a message received that many times is
-      moved to :attr:`dlq` instead of being delivered again (as SQS does).
-    - ``receive_failures``: the next N receives raise a throttling error.
-    - :meth:`steal`: a second consumer receives the message (our handle dies).
-    - :attr:`events`: ``(seq, virtual time, action, message id, value)`` for every call.
-    - :attr:`max_in_flight`: the most messages ever invisible at once (I8).
-    """
-
-    seq: Seq = field(default_factory=Seq)
-    max_receive_count: int = 0
-    receive_failures: int = 0
-    dlq: list[_Stored] = field(default_factory=list)
-    events: list[tuple[float, float, str, str, float]] = field(default_factory=list)
-    max_in_flight: int = 0
-    stolen: set[str] = field(default_factory=set)
-
-    def _note(self, action: str, message_id: str, value: float = 0.0) -> None:
-        super()._note(action, message_id, value)
-        self.events.append((self.seq(), trio.current_time(), action, message_id, value))
-
-    def in_flight(self) -> int:
-        """Messages received and invisible now (stolen ones excluded)."""
-        now = trio.current_time()
-        return sum(
-            1
-            for stored in itertools.chain.from_iterable(self._queues.values())
-            if stored.receive_count
-            and stored.visible_at > now
-            and stored.message_id not in self.stolen
-        )
-
-    async def receive(self, queue_url: str, max_messages: int, wait_time: float) -> list[Message]:
-        if self.receive_failures:
-            self.receive_failures -= 1
-            await trio.sleep(0)
-            raise SqsError(
-                "SQS ReceiveMessage failed: HTTP 400 ThrottlingException: Rate exceeded",
-                "ThrottlingException",
-                400,
-            )
-        out = await super().receive(queue_url, max_messages, wait_time)
-        self.max_in_flight = max(self.max_in_flight, self.in_flight())
-        return out
-
-    def _before_receive(self, queue_url: str, now: float) -> None:
-        self._redrive(queue_url, now)
-
-    def _redrive(self, queue_url: str, now: float) -> None:
-        """SQS's redrive policy: a message due again after ``max_receive_count``
-        receives goes to the dead-letter queue instead."""
-        if not self.max_receive_count:
-            return
-        queue = self._queues.get(queue_url, [])
-        for stored in list(queue):
-            if stored.visible_at <= now and stored.receive_count >= self.max_receive_count:
-                queue.remove(stored)
-                self.dlq.append(stored)
-                self._note("redrive", stored.message_id, stored.receive_count)
-
-    def steal(self, queue_url: str, message_id: str, hold: float) -> None:
-        """Another consumer receives ``message_id`` now and holds it ``hold`` seconds
-        (and then dies without deleting it)."""
-        for stored in self._queues.get(queue_url, []):
-            if stored.message_id == message_id:
-                stored.receive_count += 1
-                stored.visible_at = trio.current_time() + hold
-                stored.handle = f"{stored.message_id}/{stored.receive_count}/other"
-                self.stolen.add(message_id)
-                self._note("stolen", message_id, stored.receive_count)
-                return
-        raise KeyError(message_id)
-
-    def times(self, action: str, message_id: str | None = None) -> list[float]:
-        """Virtual times of every ``action`` (of ``message_id``)."""
-        return [t for _, t, a, m, _ in self.events if a == action and message_id in (None, m)]
-
-    def bodies(self) -> dict[str, str]:
-        """Every message body ever sent, by id."""
-        return dict(self._bodies)
-
-    def send(self, queue_url: str, body: str) -> str:
-        message_id = super().send(queue_url, body)
-        self._bodies[message_id] = body
-        return message_id
-
-    def __post_init__(self) -> None:
-        self._bodies: dict[str, str] = {}
-
-
-# -- S3 -------------------------------------------------------------------------------
-
-
-@dataclass
-class _S3Object:
-    body: bytes
-    etag: str
-    version_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class GetRecord:
-    """One GET the fake answered: when, what, from which byte, with which status."""
-
-    time: float
-    bucket: str
-    key: str
-    start: int
-    if_match: str
-    status: int
-
-
-class _Body(httpx.AsyncByteStream):
-    """A response body in chunks; ``cut`` bytes in, the connection is reset."""
-
-    def __init__(self, data: bytes, chunk: int, cut: int | None, latency: float) -> None:
-        self.data, self.chunk, self.cut, self.latency = data, chunk, cut, latency
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        limit = len(self.data) if self.cut is None else min(self.cut, len(self.data))
-        for start in range(0, limit, self.chunk):
-            if self.latency:
-                await trio.sleep(self.latency)
-            else:
-                await trio.lowlevel.checkpoint()
-            yield self.data[start : min(start + self.chunk, limit)]
-        if self.cut is not None:
-            raise httpx.ReadError("[Errno 104] Connection reset by peer")
-
-    async def aclose(self) -> None:
-        pass
-
-
-class FakeS3(httpx.AsyncBaseTransport):
-    """S3 GetObject behind the real :class:`~s3lb.aws.s3.S3Client` (path-style URLs).
-
-    Honours ``Range: bytes=N-``, ``If-Match`` and ``versionId``. Fault knobs:
-
-    - :attr:`status_plan` ``{key: [status, ...]}``: the next GETs of ``key`` answer these
-      (503 ``SlowDown``, 500, 403 ``AccessDenied``…), one per GET; 0 serves normally;
-    - :attr:`reset_plan` ``{key: [nbytes, ...]}``: the next GETs of ``key`` are cut after
-      ``nbytes`` bytes of body with a connection reset;
-    - :attr:`overwrite_on_get` ``{key: new body}``: the object is overwritten (new ETag)
-      just after the first GET of ``key`` starts;
-    - :attr:`latency`: virtual seconds before each chunk.
-    """
-
-    def __init__(self, seq: Seq | None = None, chunk: int = 64 * 1024) -> None:
-        self.seq = seq or Seq()
-        self.chunk = chunk
-        self.objects: dict[tuple[str, str], _S3Object] = {}
-        self.versions: dict[tuple[str, str, str], _S3Object] = {}
-        self.gets: list[GetRecord] = []
-        self.status_plan: dict[str, list[int]] = {}
-        self.reset_plan: dict[str, list[int]] = {}
-        self.overwrite_on_get: dict[str, bytes] = {}
-        self.latency = 0.0
-        self._versions = itertools.count(1)
-
-    def put(self, bucket: str, key: str, body: bytes, *, versioned: bool = False) -> _S3Object:
-        """Store ``body``; the ETag is its MD5, as for a single-part upload."""
-        version = f"v{next(self._versions)}" if versioned else ""
-        obj = _S3Object(body, hashlib.md5(body, usedforsecurity=False).hexdigest(), version)
-        self.objects[(bucket, key)] = obj
-        if version:
-            self.versions[(bucket, key, version)] = obj
-        return obj
-
-    def upload(self, corpus: Corpus | Iterable[CorpusObject], *, versioned: bool = False) -> None:
-        """Store every object of ``corpus`` and set their ETags (and version ids)."""
-        objects = corpus.objects if isinstance(corpus, Corpus) else corpus
-        for obj in objects:
-            stored = self.put(obj.bucket, obj.key, obj.body, versioned=versioned)
-            obj.etag, obj.version_id = stored.etag, stored.version_id
-
-    def delete(self, bucket: str, key: str) -> None:
-        """Remove the current version."""
-        self.objects.pop((bucket, key), None)
-
-    def get_starts(self, key: str) -> list[int]:
-        """The byte each successful GET of ``key`` started from."""
-        return [g.start for g in self.gets if g.key == key and g.status in (200, 206)]
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        raw_path, _, query = request.url.raw_path.decode("ascii").partition("?")
-        bucket, _, key = unquote(raw_path.lstrip("/")).partition("/")
-        version = parse_qs(query).get("versionId", [""])[0]
-        range_header = request.headers.get("range", "")
-        start = int(range_header.removeprefix("bytes=").rstrip("-")) if range_header else 0
-        if_match = request.headers.get("if-match", "").strip('"')
-
-        def answer(status: int, **kwargs: Any) -> httpx.Response:
-            self.gets.append(GetRecord(trio.current_time(), bucket, key, start, if_match, status))
-            return httpx.Response(status, request=request, **kwargs)
-
-        planned = self.status_plan.get(key)
-        status = planned.pop(0) if planned else 0
-        if status:
-            codes = {403: "AccessDenied", 500: "InternalError", 503: "SlowDown"}
-            return answer(status, content=_error_xml(codes.get(status, "Error"), key))
-        obj = (
-            self.versions.get((bucket, key, version))
-            if version
-            else self.objects.get((bucket, key))
-        )
-        if obj is None:
-            return answer(404, content=_error_xml("NoSuchKey", key))
-        if if_match and if_match != obj.etag:
-            return answer(412, content=_error_xml("PreconditionFailed", key))
-        if start and start >= len(obj.body):
-            return answer(416, content=_error_xml("InvalidRange", key))
-        replacement = self.overwrite_on_get.pop(key, None)
-        if replacement is not None:
-            self.put(bucket, key, replacement)
-        cuts = self.reset_plan.get(key)
-        cut = cuts.pop(0) if cuts else None
-        data = obj.body[start:]
-        headers = {"etag": f'"{obj.etag}"', "content-length": str(len(data))}
-        if obj.version_id:
-            headers["x-amz-version-id"] = obj.version_id
-        return answer(
-            206 if start else 200,
-            headers=headers,
-            stream=_Body(data, self.chunk, cut, self.latency),
-        )
-
-
-def _error_xml(code: str, key: str) -> bytes:
-    return (
-        f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
-        f"<Message>fake {code}</Message><Key>{key}</Key></Error>"
-    ).encode()
-
-
-# -- checkpoint store -------------------------------------------------------------------
-
-
-class MemoryStore:
-    """The :class:`~s3lb.checkpoint.CheckpointStore` API over a dict, using the real
-    merge rule (:func:`~s3lb.checkpoint.records.merge_states`). Every commit is stamped
-    with :class:`Seq` and shown to each of :attr:`observers` (I5 is checked there).
-    """
-
-    def __init__(self, seq: Seq | None = None) -> None:
-        self.seq = seq or Seq()
-        self.states: dict[tuple[str, str, str], ObjectState] = {}
-        self.history: list[tuple[float, ObjectState]] = []
-        self.observers: list[Callable[[ObjectState], None]] = []
-        self.quarantined: Path | None = None
-        self.path = Path("/memory/checkpoint")
-
-    async def get(self, bucket: str, key: str, version: str) -> ObjectState | None:
-        await trio.lowlevel.checkpoint()
-        return self.states.get((bucket, key, version))
-
-    async def commit(
-        self,
-        states: Iterable[ObjectState] = (),
-        cursors: Iterable[Any] = (),
-        *,
-        now: float | None = None,
-    ) -> None:
-        batch = list(states)
-        await trio.lowlevel.checkpoint()
-        stamp = time.time() if now is None else now
-        for state in batch:
-            k = (state.bucket, state.key, state.version)
-            merged = merge_states(self.states.get(k), state, stamp)
-            self.states[k] = merged
-            self.history.append((self.seq(), merged))
-            for observe in self.observers:
-                observe(merged)
-
-    async def prune(self, older_than: float, statuses: Iterable[str] = ("done", "failed")) -> int:
-        await trio.lowlevel.checkpoint()
-        return 0
-
-    async def objects(self) -> list[ObjectState]:
-        return list(self.states.values())
-
-    def done_seq(self, bucket: str, key: str, version: str) -> float | None:
-        """When the object was first committed ``done``."""
-        for stamp, state in self.history:
-            if (state.bucket, state.key, state.version, state.status) == (
-                bucket,
-                key,
-                version,
-                "done",
-            ):
-                return stamp
-        return None
-
-
 # -- the rig ---------------------------------------------------------------------------
 
 
 def rig_config(state_dir: Path, **overrides: Any) -> str:
-    """A daemon configuration for the rig; ``overrides`` are ``s3lb.*`` keys or
-    ``output.elasticsearch.*`` keys written with a leading ``es_``."""
-    settings: dict[str, Any] = {
-        "state_dir": str(state_dir),
-        "shutdown_timeout": "30s",
-        "wait_time": "20s",
-        "max_inflight_messages": 20,
-        "object_workers": 4,
-        "stats_interval": "1h",
-        "inputs": [
-            {"type": "sqs", "queues_url": [QUEUE], "log_format": "auto", "poll_frequency": "1s"}
-        ],
-    }
+    """The rig's configuration (:func:`~tests.support.configs.s3lb_config`, timings for
+    the autojump clock); ``overrides`` are ``s3lb.*`` keys or ``output.elasticsearch.*``
+    keys written with a leading ``es_`` (``__`` for a dot)."""
     es: dict[str, Any] = {
-        "hosts": ["http://es.rel.invalid:9200"],
         "index": "rel-%{+yyyy.MM.dd}",
         "flush_interval": "1s",
         "bulk_max_size": 50,
@@ -399,36 +77,26 @@ def rig_config(state_dir: Path, **overrides: Any) -> str:
         "backoff.init": "1s",
         "backoff.max": "30s",
     }
+    settings: dict[str, Any] = {
+        "shutdown_timeout": "30s",
+        "wait_time": "20s",
+        "max_inflight_messages": 20,
+        "object_workers": 4,
+        "stats_interval": "1h",
+    }
     for key, value in overrides.items():
         if key.startswith("es_"):
             es[key[3:].replace("__", ".")] = value
         else:
             settings[key] = value
-    return json.dumps({"s3lb": settings, "output.elasticsearch": es})
-
-
-class TimedEsTransport(httpx.AsyncBaseTransport):
-    """The fake cluster's transport, noting the virtual time and the ``_id`` s of every
-    bulk request (bodies are not compressed in the rig's configuration)."""
-
-    def __init__(self, fake: FakeEs) -> None:
-        self.inner = fake.transport()
-        self.times: list[float] = []
-        self.ids: list[list[str]] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.times.append(trio.current_time())
-        body = await request.aread()
-        self.ids.append(
-            [
-                next(iter(action.values()))["_id"]
-                for action in map(json.loads, body.splitlines()[0::2])
-                if isinstance(action, dict) and action
-            ]
-            if request.url.path.endswith("_bulk")
-            else []
-        )
-        return await self.inner.handle_async_request(request)
+    return s3lb_config(
+        state_dir=state_dir,
+        queues=[QUEUE],
+        input_options={"poll_frequency": "1s"},
+        es_url="http://es.rel.invalid:9200",
+        es=es,
+        **settings,
+    )
 
 
 class Rig:

@@ -19,9 +19,7 @@ import json
 import os
 import random
 import re
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -30,13 +28,20 @@ import httpx
 import pytest
 
 from s3lb.crashpoints import NAMES
-from tests.conftest import Aws, wait_until
+from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
 from tests.reliability.corpus import generate
 from tests.reliability.harness import dead_letters
-from tests.reliability.process import Runner, daemon_config, notify, upload
+from tests.reliability.process import (
+    check_delivered,
+    check_store,
+    daemon_config,
+    notify,
+    upload,
+)
 from tests.reliability.proxy import FaultProxy
-from tests.reliability.test_process import check_delivered, check_store
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import free_port, s3lb_cli, wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -48,12 +53,6 @@ pytestmark = [
 
 SECONDS = float(os.environ.get("S3LB_CHAOS_SECONDS", "300"))
 SEED = int(os.environ.get("S3LB_CHAOS_SEED", "23"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _metric(port: int, name: str) -> float:
@@ -97,7 +96,7 @@ def test_r23_soak_under_a_seeded_fault_schedule(
     pending = [o for o in pending if o not in reserve]
     es_host, es_port = fake_es.url.removeprefix("http://").split(":")
     s3_host, s3_port = moto_url.removeprefix("http://").split(":")
-    metrics = _free_port()
+    metrics = free_port()
     state_dir = tmp_path / "state"
     crash_points = list(NAMES)
     crashes: list[str] = []
@@ -113,10 +112,9 @@ def test_r23_soak_under_a_seeded_fault_schedule(
             object_workers=4,
             max_hold="2m",
             es={"bulk_max_size": 300, "worker": 2, "timeout": "5s", "backoff.max": "2s"},
+            metrics=f"127.0.0.1:{metrics}",
         )
-        config = json.loads(config)
-        config["metrics.listen"] = f"127.0.0.1:{metrics}"
-        runner = Runner(tmp_path, json.dumps(config), {"AWS_ENDPOINT_URL_S3": s3_proxy.url})
+        runner = S3lbProcess(tmp_path, config, {"AWS_ENDPOINT_URL_S3": s3_proxy.url})
         end = time.monotonic() + SECONDS
 
         def crash_next() -> None:
@@ -257,7 +255,7 @@ def test_r21_a_rollover_between_an_applied_bulk_and_its_resend_is_a_known_duplic
     bucket = aws.bucket()
     upload(aws, bucket, corpus)
     host, port = opensearch_url.removeprefix("http://").split(":")
-    metrics = _free_port()
+    metrics = free_port()
     with (
         FaultProxy((host, int(port))) as proxy,
         httpx.Client(base_url=opensearch_url, timeout=30) as cluster,
@@ -267,20 +265,13 @@ def test_r21_a_rollover_between_an_applied_bulk_and_its_resend_is_a_known_duplic
             [queue],
             proxy.url,
             es={"index": stream, "data_stream": True, "backoff.init": "3s", "backoff.max": "3s"},
+            metrics=f"127.0.0.1:{metrics}",
         )
-        config = json.loads(text)
-        config["metrics.listen"] = f"127.0.0.1:{metrics}"
-        (tmp_path / "s3lb.yml").write_text(json.dumps(config))
-        setup = subprocess.run(
-            [sys.executable, "-m", "s3lb", "setup", "-c", "s3lb.yml"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        (tmp_path / "s3lb.yml").write_text(text)
+        setup = s3lb_cli("setup", "-c", "s3lb.yml", cwd=tmp_path)
         assert setup.returncode == 0, setup.stderr
         cluster.put(f"/_data_stream/{stream}").raise_for_status()
-        with Runner(tmp_path, json.dumps(config)) as runner:
+        with S3lbProcess(tmp_path, text) as runner:
             runner.start(wait=True)
             proxy.reset_after = 20  # the first bulk answer is cut after 20 bytes
             notify(aws, queue, corpus.objects)

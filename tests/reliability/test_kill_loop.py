@@ -21,44 +21,18 @@ from pathlib import Path
 
 import pytest
 
-from s3lb.checkpoint import open_store_readonly
-from tests.conftest import Aws, wait_until
+from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
-from tests.reliability.corpus import Corpus, generate
+from tests.reliability.corpus import generate
 from tests.reliability.harness import dead_letters
-from tests.reliability.process import Runner, daemon_config, notify, upload
+from tests.reliability.process import check_watermarks, daemon_config, notify, upload
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import wait_until
 
 pytestmark = pytest.mark.slow
 
 KILLS = int(os.environ.get("S3LB_KILLS", "50"))
 SEED = int(os.environ.get("S3LB_KILL_SEED", "20251121"))
-
-
-def check_watermarks(state_dir: Path, corpus: Corpus, es: FakeEs) -> int:
-    """I5 after a kill: the store opens, and no object's watermark is ahead of the
-    longest prefix the cluster acknowledged (or dead-lettered). Returns how many
-    objects had a watermark past 0."""
-    store = open_store_readonly(state_dir)
-    if store is None:
-        return 0
-    acked = {doc_id for _, doc_id in es.first_ack}
-    rejected = {e.get("_id") for e in dead_letters(state_dir)}
-    try:
-        states = store.objects()
-    finally:
-        store.close()
-    advanced = 0
-    for stored in states:
-        obj = corpus.by_key(stored.bucket, stored.key)
-        prefix = 0
-        for record in obj.records:
-            doc_id = obj.doc_id(record.position)
-            if record.doc is not None and doc_id not in acked and doc_id not in rejected:
-                break
-            prefix = record.position
-        assert stored.acked <= prefix, f"I5: {obj.key} stored {stored.acked} > acked {prefix}"
-        advanced += stored.acked > 0
-    return advanced
 
 
 def test_fifty_random_kill_9s_lose_and_double_nothing(
@@ -88,7 +62,7 @@ def test_fifty_random_kill_9s_lose_and_double_nothing(
     config = daemon_config(
         state_dir, [queue], fake_es.url, object_workers=3, es={"bulk_max_size": 100}
     )
-    runner = Runner(tmp_path, config)
+    runner = S3lbProcess(tmp_path, config)
     report: dict[str, object] = {"kills": 0, "killed_before_ready": 0, "resumed_objects": 0}
     started = time.monotonic()
     with runner:

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -17,65 +16,29 @@ from pathlib import Path
 import httpx
 import pytest
 
-from s3lb.checkpoint import open_store_readonly
 from s3lb.crashpoints import NAMES
-from tests.conftest import Aws, wait_until
+from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
 from tests.reliability.corpus import (
     Corpus,
-    CorpusObject,
     alb_key,
     alb_lines,
     custom_object,
     generate,
 )
 from tests.reliability.harness import dead_letters
-from tests.reliability.process import Runner, daemon_config, notify, state, upload
+from tests.reliability.process import (
+    check_delivered,
+    check_store,
+    daemon_config,
+    notify,
+    upload,
+)
 from tests.reliability.proxy import FaultProxy
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import state_json, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def acked_prefix(obj: CorpusObject, es: FakeEs, state_dir: Path) -> int:
-    """The longest prefix of ``obj``'s records the cluster acknowledged (or that needed
-    no acknowledgement: headers, blank lines, dead-lettered records)."""
-    acked = {doc_id for _, doc_id in es.first_ack}
-    rejected = {e.get("_id") for e in dead_letters(state_dir)}
-    prefix = 0
-    for record in obj.records:
-        doc_id = obj.doc_id(record.position)
-        if record.doc is not None and doc_id not in acked and doc_id not in rejected:
-            break
-        prefix = record.position
-    return prefix
-
-
-def check_store(state_dir: Path, corpus: Corpus, es: FakeEs) -> dict[str, int]:
-    """I5 on the real store: it opens (read-only, beside nobody), and no watermark is
-    ahead of the acknowledged prefix. Returns ``{key: acked}``."""
-    store = open_store_readonly(state_dir)
-    if store is None:
-        return {}
-    try:
-        states = store.objects()
-    finally:
-        store.close()
-    out = {}
-    for stored in states:
-        obj = corpus.by_key(stored.bucket, stored.key)
-        assert stored.acked <= acked_prefix(obj, es, state_dir), f"I5: {obj.key}"
-        out[stored.key] = stored.acked
-    return out
-
-
-def check_delivered(corpus: Corpus, es: FakeEs) -> None:
-    """I1, I2, I3 against the oracle."""
-    expected = corpus.expected_docs()
-    docs = es.docs
-    ids = [doc_id for _, doc_id in docs]
-    assert set(ids) == set(expected), (len(set(expected) - set(ids)), len(set(ids) - set(expected)))
-    assert len(ids) == len(set(ids)), "I2: an id in two indexes"
-    assert all(body == expected[doc_id] for (_, doc_id), body in docs.items()), "I3"
 
 
 class SendCounter:
@@ -146,7 +109,7 @@ def test_r9_a_crash_at_every_named_point_then_restart_loses_and_doubles_nothing(
     sent = SendCounter(fake_es)
     owner = {obj.doc_id(r.position): obj.key for obj in corpus.objects for r in obj.records}
     replays: dict[str, dict[str, int]] = {}  # restart after crash point -> key -> re-sent
-    with Runner(tmp_path, config) as runner:
+    with S3lbProcess(tmp_path, config) as runner:
         previous = "start"
         for name, n in [*CRASHES.items(), ("none", 0)]:
             seen = sent.snapshot()
@@ -177,7 +140,7 @@ def test_r9_a_crash_at_every_named_point_then_restart_loses_and_doubles_nothing(
     assert "resuming object from its checkpoint" in runner.logs
     assert "ranged=True" in runner.logs  # the plain object resumed with a Range GET
     assert "checkpoint store was corrupt" not in runner.logs
-    final = state(runner.config_path)
+    final = state_json(runner.config_path)
     assert {o["status"] for o in final["objects"]} == {"done"}
 
 
@@ -206,7 +169,7 @@ def test_r10_sigterm_under_load_commits_acks_releases_messages_and_exits_0(
         shutdown_timeout="1s",
         es={"bulk_max_size": batch, "worker": workers},
     )
-    with Runner(tmp_path, config) as runner:
+    with S3lbProcess(tmp_path, config) as runner:
         runner.start(wait=True)
         wait_until(lambda: len(fake_es.docs) > 5000, 60, "a third of the work")
         assert runner.terminate() == 0
@@ -244,7 +207,7 @@ def test_r11_s3_connection_resets_through_a_proxy_lose_and_double_nothing(
         notify(aws, queue, corpus.objects[:2])
         env = {"AWS_ENDPOINT_URL_S3": proxy.url}
         config = daemon_config(tmp_path / "state", [queue], fake_es.url, object_workers=1)
-        with Runner(tmp_path, config, env) as runner:
+        with S3lbProcess(tmp_path, config, env) as runner:
             runner.start(wait=True)
             wait_until(lambda: proxy.resets > 0, 60, "a reset")
             notify(aws, queue, corpus.objects[2:], per_message=3)
@@ -274,7 +237,7 @@ def test_r16_a_401_cluster_sends_every_message_to_the_dlq_via_max_hold(
     notify(aws, queue, corpus.objects)
     fake_es.down = "401"
     config = daemon_config(tmp_path / "state", [queue], fake_es.url, max_hold="1s")
-    with Runner(tmp_path, config) as runner:
+    with S3lbProcess(tmp_path, config) as runner:
         runner.start(wait=True)
         wait_until(lambda: aws.counts(dlq)[0] == 4, 60, "every message in the DLQ")
         assert runner.terminate() == 0
@@ -298,7 +261,7 @@ def test_r17_a_corrupt_store_is_quarantined_loudly_and_delivery_goes_on(
     upload(aws, bucket, corpus)
     notify(aws, queue, corpus.objects[:3])
     state_dir = tmp_path / "state"
-    with Runner(tmp_path, daemon_config(state_dir, [queue], fake_es.url)) as runner:
+    with S3lbProcess(tmp_path, daemon_config(state_dir, [queue], fake_es.url)) as runner:
         runner.start(wait=True)
         wait_until(lambda: aws.counts(queue) == (0, 0), 60, "the first objects")
         assert runner.terminate() == 0
@@ -328,7 +291,7 @@ def test_r17_a_full_store_stops_the_daemon_with_the_fix_not_a_crash_loop(
     notify(aws, queue, corpus.objects, per_message=1)
     state_dir = tmp_path / "state"
     small = daemon_config(state_dir, [queue], fake_es.url, checkpoint={"map_size": 64 * 1024})
-    with Runner(tmp_path, small) as runner:
+    with S3lbProcess(tmp_path, small) as runner:
         runner.start()
         assert runner.wait(60) == 1, runner.log[-3000:]
         assert "is full" in runner.log and "checkpoint.map_size" in runner.log
@@ -370,7 +333,7 @@ def test_r17_a_read_only_state_dir_is_a_clear_error_and_never_quarantined(
         pytest.skip("needs root and mount -t tmpfs (a read-only filesystem binds root too)")
     try:
         queue = aws.queue()
-        with Runner(tmp_path, daemon_config(state_dir, [queue], fake_es.url)) as runner:
+        with S3lbProcess(tmp_path, daemon_config(state_dir, [queue], fake_es.url)) as runner:
             runner.start()
             assert runner.wait(60) == 1, runner.log
         assert "cannot use the checkpoint store" in runner.log and "writable" in runner.log
@@ -404,7 +367,7 @@ def test_r17_a_full_disk_is_logged_once_delivery_goes_on_and_the_backlog_drains_
         queue = aws.queue(VisibilityTimeout=2)
         bucket = aws.bucket()
         upload(aws, bucket, good.objects + bad.objects)
-        with Runner(tmp_path, daemon_config(state_dir, [queue], fake_es.url)) as runner:
+        with S3lbProcess(tmp_path, daemon_config(state_dir, [queue], fake_es.url)) as runner:
             runner.start(wait=True)
             notify(aws, queue, good.objects[:2])
             wait_until(lambda: aws.counts(queue) == (0, 0), 60, "the first objects")
@@ -471,36 +434,24 @@ def test_r20_import_lists_a_window_of_5k_keys_survives_kill_9_and_reruns_as_a_no
     for obj in objects:
         obj.etag = aws.s3.head_object(Bucket=bucket, Key=obj.key)["ETag"].strip('"')
     corpus = Corpus(objects)
-    config = json.loads(daemon_config(tmp_path / "state", [], fake_es.url))
-    config["s3lb"]["inputs"] = [
-        {"type": "s3", "buckets": [f"s3://{bucket}/imp/"], "log_format": "alb"}
-    ]
-    (tmp_path / "s3lb.yml").write_text(json.dumps(config))
-    command = [
-        sys.executable,
-        "-m",
-        "s3lb",
-        "import",
-        "-c",
-        str(tmp_path / "s3lb.yml"),
-        "--since",
-        since.isoformat(),
-        "--to",
-        to.isoformat(),
-    ]
-    env = {**os.environ}
-    with (tmp_path / "import-1.log").open("wb") as log:
-        first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=log)
+    config = daemon_config(
+        tmp_path / "state", [], fake_es.url, buckets=[f"s3://{bucket}/imp/"], log_format="alb"
+    )
+    window = ["import", "--since", since.isoformat(), "--to", to.isoformat()]
+    importer = S3lbProcess(tmp_path, config, command=window, split_output=True)
+    with importer:
+        importer.start()
         wait_until(lambda: len(fake_es.docs) > 500, 120, "a third of the window")
-        first.kill()
-        first.wait(30)
-    assert len(fake_es.docs) < 1600
-    second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=300)
-    assert second.returncode == 0, second.stderr.decode()[-3000:]
+        importer.kill()
+        assert len(fake_es.docs) < 1600
+        importer.start()
+        status, _, err = importer.finish(300)
+        assert status == 0, err[-3000:]
     check_delivered(corpus, fake_es)
     requests = len(fake_es.requests)
-    third = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=300)
-    assert third.returncode == 0, third.stderr.decode()[-3000:]
+    importer.start()
+    status, _, err = importer.finish(300)
+    assert status == 0, err[-3000:]
     assert len(fake_es.requests) == requests  # all done: nothing sent again
     check_delivered(corpus, fake_es)
 

@@ -17,8 +17,6 @@ import logging
 import secrets
 import ssl
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,12 +26,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from trio.testing import MockClock
 
-from tests.conftest import Aws, wait_until
+from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
 from tests.reliability.corpus import alb_key, alb_lines, custom_object, generate
 from tests.reliability.harness import Rig, dead_letters
-from tests.reliability.process import Runner, daemon_config, notify, upload
+from tests.reliability.process import daemon_config, notify, upload
 from tests.reliability.proxy import FaultProxy
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import s3lb_cli, wait_until
 
 
 def _sentinel(kind: str) -> str:
@@ -51,9 +51,7 @@ def _forms(secret: str) -> list[str]:
 
 
 def _cli(*args: str, cwd: Path) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "s3lb", *args], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+    done = s3lb_cli(*args, cwd=cwd)
     return done.stdout + done.stderr
 
 
@@ -87,7 +85,7 @@ def test_sentinel_secrets_never_appear_in_logs_state_dead_letters_or_errors(
     fake_es.down = "401"
     first = corpus.objects[0]
     fake_es.item_plan = {first.doc_id(2): 400}  # a mapping reject: a dead-letter entry
-    with Runner(
+    with S3lbProcess(
         tmp_path,
         config,
         {"AWS_SECRET_ACCESS_KEY": aws_secret},
@@ -201,7 +199,7 @@ def test_a_self_signed_cluster_is_refused_unless_its_certificate_is_trusted(
     state_dir = tmp_path / "state"
     with (
         FaultProxy((host, int(port)), tls=context) as proxy,
-        Runner(tmp_path, daemon_config(state_dir, [queue], proxy.url)) as runner,
+        S3lbProcess(tmp_path, daemon_config(state_dir, [queue], proxy.url)) as runner,
     ):
         runner.start(wait=True)
         wait_until(lambda: "CERTIFICATE_VERIFY_FAILED" in runner.log, 30, "the refusal")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import hashlib
 import itertools
 import json
@@ -27,7 +28,7 @@ from collections import Counter, deque
 from typing import Any
 from urllib.parse import unquote
 
-from _http import read_request
+from tests.fakes.asyncio_http import serve
 
 
 class Queue:
@@ -148,61 +149,39 @@ class Fake:
         return status, {"ETag": f'"{etag}"'}, data[start:]
 
 
-async def handle(fake: Fake, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            request = await read_request(reader)
-            if request is None:
-                return
-            method, target, headers, body = request
-            path = target.split("?", 1)[0]
-            extra: dict[str, str] = {}
-            if path.startswith("/_bench/"):
-                if path.startswith("/_bench/object/"):
-                    bucket, _, key = unquote(path[len("/_bench/object/") :]).partition("/")
-                    etag = hashlib.md5(body).hexdigest()
-                    fake.objects[(bucket, key)] = (body, etag)
-                    status, payload = 200, json.dumps({"ETag": etag}).encode()
-                else:
-                    status, payload = 200, json.dumps(fake.counts).encode()
-            else:
-                if fake.latency:
-                    await asyncio.sleep(fake.latency)
-                amz = headers.get("x-amz-target", "")
-                if amz.startswith("AmazonSQS."):
-                    action = amz.split(".", 1)[1]
-                    fake.counts[action] += 1
-                    status, answer = await fake.sqs(action, json.loads(body or b"{}"))
-                    payload = json.dumps(answer).encode()
-                elif method in ("GET", "HEAD"):
-                    fake.counts["GetObject"] += 1
-                    status, extra, payload = fake.s3_get(path, headers)
-                else:
-                    status, payload = 400, b"{}"
-            hdrs = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
-            writer.write(
-                f"HTTP/1.1 {status} X\r\nContent-Length: {len(payload)}\r\n{hdrs}\r\n".encode()
-                + (payload if method != "HEAD" else b"")
-            )
-            await writer.drain()
-    finally:
-        writer.close()
+async def answer(
+    fake: Fake, method: str, target: str, headers: dict[str, str], body: bytes
+) -> tuple[int, dict[str, str], bytes]:
+    """One request: the bench's own API, SQS (JSON protocol) or an S3 GET."""
+    path = target.split("?", 1)[0]
+    if path.startswith("/_bench/object/"):
+        bucket, _, key = unquote(path[len("/_bench/object/") :]).partition("/")
+        etag = hashlib.md5(body).hexdigest()
+        fake.objects[(bucket, key)] = (body, etag)
+        return 200, {}, json.dumps({"ETag": etag}).encode()
+    if path.startswith("/_bench/"):
+        return 200, {}, json.dumps(fake.counts).encode()
+    if fake.latency:
+        await asyncio.sleep(fake.latency)
+    amz = headers.get("x-amz-target", "")
+    if amz.startswith("AmazonSQS."):
+        action = amz.split(".", 1)[1]
+        fake.counts[action] += 1
+        status, reply = await fake.sqs(action, json.loads(body or b"{}"))
+        return status, {}, json.dumps(reply).encode()
+    if method in ("GET", "HEAD"):
+        fake.counts["GetObject"] += 1
+        return fake.s3_get(path, headers)
+    return 400, {}, b"{}"
 
 
-async def main() -> None:
+def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--latency-ms", type=float, default=0.0)
     args = ap.parse_args()
     fake = Fake(args.latency_ms / 1000)
-    server = await asyncio.start_server(
-        lambda r, w: handle(fake, r, w), "127.0.0.1", 0, limit=1 << 20
-    )
-    port = server.sockets[0].getsockname()[1]
-    print(f"http://127.0.0.1:{port}", flush=True)
-    async with server:
-        await server.serve_forever()
+    serve(functools.partial(answer, fake))
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    main()

@@ -1,7 +1,8 @@
 """A null ``_bulk`` endpoint for benchmarks where the cluster is not what is measured.
 
-Run by :class:`_harness.NullSink` as its own process (its own core share, its own
-GIL); prints its URL on the first line of stdout. HTTP/1.1 with keep-alive, asyncio.
+Run by ``bench/_harness.py``'s ``NullSink`` as ``python -m tests.fakes.null_sink``, a
+process of its own (its own core share, its own GIL); prints its URL on the first line
+of stdout. HTTP/1.1 with keep-alive, asyncio.
 
 - ``POST /_bulk`` (gzip bodies too): every ``create``/``index`` item is answered 201,
   or 409 when ``--track-ids`` and the ``_id`` was seen before (then counted as a
@@ -14,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import functools
 import gzip
 import json
 import re
 
-from _http import read_request
+from tests.fakes.asyncio_http import serve
 
 _ID = re.compile(rb'"_id"\s*:\s*"([^"]*)"')
 _CREATED = b'{"create":{"status":201}}'
@@ -76,55 +77,38 @@ class State:
         return b'{"took":1,"errors":' + flag + b',"items":[' + b",".join(out) + b"]}"
 
 
-async def handle(state: State, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            request = await read_request(reader)
-            if request is None:
-                return
-            method, target, headers, body = request
-            if headers.get("content-encoding") == "gzip":
-                body = gzip.decompress(body)
-            path = target.split("?", 1)[0]
-            status = 200
-            if method == "POST" and path.endswith("/_bulk"):
-                if state.latency:
-                    await asyncio.sleep(state.latency)
-                payload = state.bulk(body)
-            elif path == "/_bench/stats":
-                payload = json.dumps(state.stats()).encode()
-            elif path == "/_bench/reset":
-                state.reset()
-                payload = b"{}"
-            elif path == "/":
-                payload = b'{"name":"null-sink","version":{"number":"2.19.0"}}'
-            else:
-                payload = b'{"acknowledged":true}'
-            writer.write(
-                b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-                % (status, len(payload))
-                + payload
-            )
-            await writer.drain()
-    finally:
-        writer.close()
+_JSON = {"Content-Type": "application/json"}
 
 
-async def main() -> None:
+async def answer(
+    state: State, method: str, target: str, headers: dict[str, str], body: bytes
+) -> tuple[int, dict[str, str], bytes]:
+    """One request: a bulk, the bench's own API, or a cluster's ``GET /``."""
+    if headers.get("content-encoding") == "gzip":
+        body = gzip.decompress(body)
+    path = target.split("?", 1)[0]
+    if method == "POST" and path.endswith("/_bulk"):
+        if state.latency:
+            await asyncio.sleep(state.latency)
+        return 200, _JSON, state.bulk(body)
+    if path == "/_bench/stats":
+        return 200, _JSON, json.dumps(state.stats()).encode()
+    if path == "/_bench/reset":
+        state.reset()
+        return 200, _JSON, b"{}"
+    if path == "/":
+        return 200, _JSON, b'{"name":"null-sink","version":{"number":"2.19.0"}}'
+    return 200, _JSON, b'{"acknowledged":true}'
+
+
+def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--track-ids", action="store_true")
     parser.add_argument("--latency", type=float, default=0.0)
     args = parser.parse_args()
     state = State(args.track_ids, args.latency)
-    server = await asyncio.start_server(
-        lambda r, w: handle(state, r, w), "127.0.0.1", 0, limit=1 << 20
-    )
-    port = server.sockets[0].getsockname()[1]
-    print(f"http://127.0.0.1:{port}", flush=True)
-    async with server:
-        await server.serve_forever()
+    serve(functools.partial(answer, state))
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    main()
