@@ -8,7 +8,6 @@ import logging
 import os
 import socket
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,17 +20,14 @@ from s3lb.cli.systemd import Notifier, run_watchdog
 from s3lb.config import load
 from s3lb.telemetry import _TextFormatter, stderr_is_journal
 from tests.paths import REPO
+from tests.support import helpers
 
 
 @pytest.fixture
 def notify_socket() -> Iterator[tuple[str, socket.socket]]:
-    """A bound unix datagram socket (short path: sun_path holds 108 bytes)."""
-    with tempfile.TemporaryDirectory(prefix="s3lb-") as directory:
-        path = os.path.join(directory, "notify")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.bind(path)
-            sock.settimeout(5)
-            yield path, sock
+    """A bound unix datagram socket (see :func:`tests.support.helpers.notify_socket`)."""
+    with helpers.notify_socket(5) as bound:
+        yield bound
 
 
 def received(sock: socket.socket) -> list[str]:
