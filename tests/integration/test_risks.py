@@ -1,8 +1,10 @@
 """Issue 16 item 11: the risks decided, seen from outside (see docs/reliability.md,
-"Issue 16 — item 11 decisions"): one daemon per state_dir."""
+"Issue 16 — item 11 decisions"): one daemon per state_dir; one bad record of a message
+costs only itself."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,9 +15,9 @@ import pytest
 
 from s3lb.checkpoint.lock import LOCK_FD_ENV, StateDirInUse, lock_state_dir
 from s3lb.errors import CheckpointError
-from tests.conftest import Aws, Daemon
+from tests.conftest import Aws, Daemon, wait_until
 from tests.fakes.fake_es import FakeEs
-from tests.integration.test_run import config
+from tests.integration.test_run import ALB, ALB_LINES, config, event_record, expected_ids
 
 # -- two daemons on one state_dir --------------------------------------------------------
 
@@ -173,3 +175,42 @@ def test_an_unusable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(CheckpointError, match="cannot open the lock file"):
         lock_state_dir(blocker / "state")
+
+
+# -- one bad record in a message ----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_bad_record_is_dead_lettered_alone_and_the_good_records_objects_are_indexed(
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    dlq = aws.queue()
+    queue = aws.queue(
+        VisibilityTimeout=2,
+        RedrivePolicy=json.dumps({"deadLetterTargetArn": aws.queue_arn(dlq), "maxReceiveCount": 2}),
+    )
+    bucket = aws.bucket()
+    keys = ["prod-web/a.log.gz", "prod-web/b.log.gz"]
+    expected: set[str] = set()
+    records = []
+    for key in keys:
+        etag = aws.put(bucket, key, ALB, compress=True)
+        expected |= expected_ids(bucket, key, etag, ALB_LINES)
+        records.append(event_record(bucket, key, etag, key))
+    bad = event_record(bucket, "prod-web/c.log.gz", "e", "prod-web/100%.log.gz")
+    aws.send(queue, {"Records": [records[0], bad, records[1]]})
+
+    run = daemon(config([queue], fake_es.url))
+    wait_until(lambda: {i for _, i in fake_es.docs} == expected, 30, "the good objects")
+    wait_until(lambda: aws.counts(queue) == (0, 0), 30, "the message deleted")
+    assert run.stop() == 0, run.log
+    assert aws.counts(dlq) == (0, 0)  # not redriven: its good objects were delivered
+    entries = [
+        json.loads(line)
+        for path in (tmp_path / "state-test" / "dead-letter").glob("*.ndjson")
+        for line in path.read_text().splitlines()
+    ]
+    assert [(e["kind"], e["queue"], e["record"]) for e in entries] == [("notification", queue, 1)]
+    assert "malformed %-escape" in entries[0]["reason"]
+    assert json.loads(entries[0]["raw"]) == bad
+    assert "notification record cannot be decoded; dead-lettered" in run.log
