@@ -1,6 +1,6 @@
 """Issue 16 item 11: the risks decided, seen from outside (see docs/reliability.md,
 "Issue 16 — item 11 decisions"): one daemon per state_dir; one bad record of a message
-costs only itself."""
+costs only itself; a bucket S3 does not know keeps its messages."""
 
 from __future__ import annotations
 
@@ -214,3 +214,39 @@ def test_a_bad_record_is_dead_lettered_alone_and_the_good_records_objects_are_in
     assert "malformed %-escape" in entries[0]["reason"]
     assert json.loads(entries[0]["raw"]) == bad
     assert "notification record cannot be decoded; dead-lettered" in run.log
+
+
+# -- a bucket that does not exist ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_bucket_s3_does_not_know_keeps_its_messages_and_is_reported_once_a_minute(
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+) -> None:
+    """NoSuchBucket (a wrong endpoint, a deleted bucket) is not an object gone: its
+    message stays for the redrive policy, and one error line names the bucket and the
+    endpoint however often it comes back; NoSuchKey still deletes."""
+    dlq = aws.queue()
+    queue = aws.queue(
+        VisibilityTimeout=1,
+        RedrivePolicy=json.dumps({"deadLetterTargetArn": aws.queue_arn(dlq), "maxReceiveCount": 3}),
+    )
+    bucket = aws.bucket()
+    missing_bucket = "no-such-bucket-s3lb"
+    aws.send(
+        queue, {"Records": [event_record(missing_bucket, "prod-web/a.log", "e", "prod-web/a.log")]}
+    )
+    aws.send(
+        queue, {"Records": [event_record(bucket, "prod-web/gone.log", "", "prod-web/gone.log")]}
+    )
+
+    run = daemon(config([queue], fake_es.url))
+    wait_until(lambda: aws.counts(dlq)[0] == 1, 30, "the message redriven to the DLQ")
+    wait_until(lambda: aws.counts(queue) == (0, 0), 30, "the NoSuchKey message deleted")
+    assert run.stop() == 0, run.log
+    moved = aws.sqs.receive_message(QueueUrl=dlq)["Messages"][0]["Body"]
+    assert missing_bucket in moved  # the kept one is the missing bucket's
+    errors = [line for line in run.log.splitlines() if "bucket does not exist" in line]
+    assert len(errors) == 1, errors  # three receives, one line
+    assert missing_bucket in errors[0] and aws.endpoint in errors[0]
+    assert "object gone; nothing to ship" in run.log and "NoSuchKey" in run.log
