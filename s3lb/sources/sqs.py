@@ -13,6 +13,10 @@ delete a message only once every object it names is shipped.
   the record's JSON), counted and logged before the message goes on; its good objects
   are delivered and the message is deleted once they are done. If the entry cannot be
   written, the message is left for the redrive policy instead.
+- An object version (bucket, key, version id or ETag) already being read for another
+  notification of the same input is not read again: its tracker follows the read in
+  flight and finishes as it does (``objects_deduplicated``), so its message is deleted,
+  or kept, with the first one's objects.
 - A finished message is deleted when all its objects are done (or gone from S3). If
   one failed it is kept: it reappears after the visibility timeout, and the queue's
   redrive policy bounds the retries.
@@ -34,7 +38,7 @@ from dataclasses import dataclass
 
 import trio
 
-from s3lb.acks import MessageTracker, ObjectTracker
+from s3lb.acks import InFlightObjects, MessageTracker, ObjectTracker
 from s3lb.aws.notifications import (
     Notification,
     RecordFailure,
@@ -90,6 +94,8 @@ class SqsSource:
         self._visibility: dict[str, float] = {}
         self._slots = trio.Semaphore(max_inflight)
         self._inflight: set[MessageTracker] = set()
+        #: One read per object version in flight: later notifications follow it.
+        self._reading = InFlightObjects()
         self._on_finished: Callable[[MessageTracker], None] = lambda _m: None
 
     @property
@@ -276,6 +282,10 @@ class SqsSource:
         for ref in notification.objects:
             self.telemetry.notification_lag(ref.event_time)
             object_tracker = ObjectTracker(ref, tracker.object_finished, on_progress=progressed)
+            version = (queue.input.name, ref.bucket, ref.key, ref.identity)
+            if ref.identity and not self._reading.admit(version, object_tracker):
+                self.telemetry.count("objects_deduplicated")  # it follows the read in flight
+                continue
             tasks.append(ObjectTask(ref, queue.input, object_tracker, queue.region))
         return tasks
 
@@ -320,7 +330,7 @@ class SqsSource:
 
     def _log_objects(self, tracker: MessageTracker) -> None:
         for obj in tracker.finished_objects:
-            if obj.status == "done":
+            if obj.status == "done" and obj.leader is None:  # a follower read nothing
                 self.telemetry.count("objects_done")
                 self.telemetry.info(
                     "object done",

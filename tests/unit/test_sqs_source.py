@@ -88,7 +88,9 @@ async def test_max_hold_releases_a_stuck_message_to_the_queue(
     assert len(released) == 1 and 10 * 60 <= released[0] <= 10 * 60 + 15
     # Released, it is received again: the queue's redrive count moves on.
     assert sqs.stored(URL)[0].receive_count == 2
-    assert len(tasks) == 2
+    # The object is still being read (nobody finished it): the redelivery follows that
+    # read instead of starting a second one.
+    assert len(tasks) == 1
 
 
 async def test_a_message_is_deleted_only_when_all_its_objects_are_done(
@@ -183,3 +185,65 @@ async def test_a_bad_record_that_cannot_be_dead_lettered_leaves_its_message_for_
     assert task.ref.key == "c.log"  # the rest of the batch goes on
     assert telemetry.counters["messages_undecodable"] == 1
     assert len(sqs.stored(URL)) == 2  # nothing deleted
+
+
+async def test_an_object_notified_again_while_being_read_is_read_once_and_both_messages_go(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Dedupe in flight: the same version (bucket, key, ETag) in two messages and twice
+    in a third gives one task; when it is done, all three messages are deleted. Another
+    version of the key, or the same one once finished, is read again."""
+    sqs = FakeSqs(visibility=30)
+    sqs.send(URL, notification("a.log"))
+    sqs.send(URL, notification("a.log", "b.log", "a.log"))
+    telemetry = Telemetry()
+    source = SqsSource(sqs, telemetry, 100, 20)  # type: ignore[arg-type]
+    send, receive = trio.open_memory_channel[ObjectTask](10)
+    finished = source.open_finish_channel()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(source.poll, QueueInput(URL, "us-east-1", INPUT, 1.0), send)
+        nursery.start_soon(source.finish, finished)
+        with trio.fail_after(60):
+            a, b = await receive.receive(), await receive.receive()
+        await trio.sleep(5)
+        assert [a.ref.key, b.ref.key] == ["a.log", "b.log"]
+        assert receive.statistics().current_buffer_used == 0  # a.log is read once
+        assert telemetry.counters["objects_deduplicated"] == 2
+        a.tracker.finish_reading()
+        await trio.sleep(1)
+        assert len(sqs.stored(URL)) == 1  # the second message still waits for b.log
+        b.tracker.finish_reading()
+        await trio.sleep(1)
+        assert sqs.stored(URL) == []
+        other = json.loads(notification("a.log"))
+        other["Records"][0]["s3"]["object"]["eTag"] = "e2"  # another version
+        sqs.send(URL, json.dumps(other))
+        sqs.send(URL, notification("a.log"))  # the first version again, read again
+        with trio.fail_after(60):
+            again = [await receive.receive(), await receive.receive()]
+        assert sorted(t.ref.etag for t in again) == ["e", "e2"]
+        nursery.cancel_scope.cancel()
+    assert telemetry.counters["objects_done"] == 2  # followers are not counted twice
+
+
+async def test_a_follower_fails_with_the_read_it_follows_and_its_message_is_kept(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sqs = FakeSqs(visibility=30)
+    sqs.send(URL, notification("a.log"))
+    sqs.send(URL, notification("a.log"))
+    telemetry = Telemetry()
+    source = SqsSource(sqs, telemetry, 100, 20)  # type: ignore[arg-type]
+    send, receive = trio.open_memory_channel[ObjectTask](10)
+    finished = source.open_finish_channel()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(source.poll, QueueInput(URL, "us-east-1", INPUT, 1.0), send)
+        nursery.start_soon(source.finish, finished)
+        with trio.fail_after(60):
+            task = await receive.receive()
+        await trio.sleep(1)
+        task.tracker.fail("S3 GET failed: SlowDown")
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert telemetry.counters["messages_kept"] == 2
+    assert len(sqs.stored(URL)) == 2
