@@ -29,6 +29,7 @@ from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 
+from s3lb.checkpoint._open import _unusable_message
 from s3lb.errors import CheckpointError
 
 __all__ = ["LOCK_FD_ENV", "LOCK_NAME", "StateDirInUse", "StateLock", "lock_state_dir"]
@@ -83,8 +84,9 @@ def lock_state_dir(state_dir: str | Path) -> StateLock:
 
     Raises:
         StateDirInUse: another process holds it.
-        CheckpointError: the directory or lock file cannot be used, or the inherited
-            descriptor is not this ``state_dir``'s held lock.
+        CheckpointError: the directory or lock file cannot be created (a full disk, a
+            read-only directory: the store's own message), or the inherited descriptor
+            is not this ``state_dir``'s held lock.
     """
     root = Path(state_dir)
     path = root / LOCK_NAME
@@ -95,7 +97,9 @@ def lock_state_dir(state_dir: str | Path) -> StateLock:
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        raise CheckpointError(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
+        # The store could not be opened either: say so as the store would (a full disk,
+        # a read-only or foreign directory, and the fix).
+        raise CheckpointError(_unusable_message(root, path, exc)) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -110,9 +114,8 @@ def lock_state_dir(state_dir: str | Path) -> StateLock:
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    except OSError as exc:
-        os.close(fd)
-        raise CheckpointError(f"cannot write the lock file {path}: {exc.strerror or exc}") from None
+    except OSError:
+        pass  # held all the same; on a full disk the store's own open says so
     return StateLock(path, fd, inherited=False)
 
 

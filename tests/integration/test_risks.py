@@ -173,8 +173,9 @@ def test_a_worker_process_works_under_its_parents_lock_through_the_inherited_fd(
 def test_an_unusable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(CheckpointError, match="cannot open the lock file"):
+    with pytest.raises(CheckpointError, match="cannot use the checkpoint store") as info:
         lock_state_dir(blocker / "state")
+    assert "writable" in str(info.value)
 
 
 # -- one bad record in a message ----------------------------------------------------------
