@@ -184,7 +184,7 @@ class SqsSource:
         freed); the others are returned."""
         decoded: list[tuple[Message, Notification]] = []
         for message in messages:
-            notification = self._decode(queue, message)
+            notification = self._decode(message)
             if notification is not None:
                 decoded.append((message, notification))
         failing = [(m, n) for m, n in decoded if n.failed]
@@ -229,7 +229,7 @@ class SqsSource:
             raw=failure.record,
         )
 
-    def _decode(self, queue: QueueInput, message: Message) -> Notification | None:
+    def _decode(self, message: Message) -> Notification | None:
         """The message's notification, or None when it cannot be decoded (left for
         the redrive policy, its slot freed)."""
         try:
