@@ -10,6 +10,9 @@ is settled; it is *failed* when reading broke off (its message must not be delet
 A :class:`MessageTracker` finishes when each of its objects has; it is deletable only
 if none of them failed. The ack counter reaching zero mid-object never finishes
 anything: ``finish_reading`` must have been called (the beats #38961 bug).
+:class:`InFlightObjects` keeps one read per object version in flight: a second
+notification of a version being read *follows* the first read and finishes as it
+does, instead of reading and sending every record again.
 
 The :class:`Watermark` below is the contiguous acknowledgement watermark of one object:
 records are numbered 1, 2, 3…; acknowledgements arrive in any order; only the longest
@@ -21,14 +24,21 @@ whether it went to the sink or not: the reader acks the positions it skips itsel
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, final
 
 from s3lb.crashpoints import crash_point
 from s3lb.model import ObjectRef
 
-__all__ = ["BulkItem", "MessageTracker", "ObjectTracker", "Watermark", "settle"]
+__all__ = [
+    "BulkItem",
+    "InFlightObjects",
+    "MessageTracker",
+    "ObjectTracker",
+    "Watermark",
+    "settle",
+]
 
 
 @final
@@ -154,6 +164,8 @@ class ObjectTracker:
         self.failure = ""
         self.gone = False
         self.set_aside = False
+        #: The tracker of the read this one follows (see :class:`InFlightObjects`).
+        self.leader: ObjectTracker | None = None
         self._on_finished = on_finished
         self._finished = False
 
@@ -228,6 +240,57 @@ class ObjectTracker:
         if self.failure or (not self.reading and self.settled == self.sent):
             self._finished = True
             self._on_finished(self)
+
+
+class InFlightObjects:
+    """The object versions being read, by key (input, bucket, key, version id or
+    ETag): one read each, however many notifications name it at once."""
+
+    def __init__(self) -> None:
+        self._reading: dict[Hashable, list[ObjectTracker]] = {}
+
+    def __len__(self) -> int:
+        return len(self._reading)
+
+    def admit(self, key: Hashable, tracker: ObjectTracker) -> bool:
+        """True if ``tracker`` is the first of ``key`` in flight: its object must be read.
+        False if another read of ``key`` is in flight: ``tracker`` follows it and
+        finishes as it does (same status, reason, watermark and counts), so its message
+        is deleted, or kept, with the first one's."""
+        followers = self._reading.get(key)
+        if followers is not None:
+            tracker.leader = followers[0]
+            followers.append(tracker)
+            return False
+        self._reading[key] = [tracker]
+        on_finished = tracker._on_finished
+
+        def finished(leader: ObjectTracker) -> None:
+            group = self._reading.pop(key)
+            on_finished(leader)  # the first message's done mark before the followers'
+            for follower in group[1:]:
+                _follow(follower, leader)
+
+        tracker._on_finished = finished
+        return True
+
+
+def _follow(tracker: ObjectTracker, leader: ObjectTracker) -> None:
+    """Finish ``tracker`` as its finished ``leader`` did (its checkpoint would be the
+    leader's own, so its message is never deleted before the object's done mark)."""
+    tracker.ref = leader.ref
+    tracker.watermark = leader.watermark
+    tracker.counts = Counter(leader.counts)
+    tracker.total = leader.total
+    tracker.plain = leader.plain
+    if leader.gone:
+        tracker.fail(leader.failure, gone=True)
+    elif leader.set_aside:
+        tracker.put_aside(leader.failure)
+    elif leader.failure:
+        tracker.fail(leader.failure)
+    else:
+        tracker.finish_reading()
 
 
 @dataclass(eq=False)

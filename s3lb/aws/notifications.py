@@ -9,10 +9,13 @@ Four body shapes arrive on the queue (see ``shared/formats/s3_event_notification
   JSON as a *string*; SNS may also deliver ``SubscriptionConfirmation`` messages;
 * an EventBridge event (``source`` ``aws.s3``, ``detail-type`` ``Object Created`` ...).
 
-:func:`decode_notification` turns one body into the created objects plus one short reason
-per ignored record, or raises :class:`UndecodableMessage`. The caller deletes a decoded
-message once its objects are settled (at once if there are none) and leaves an undecodable
-one on the queue for the redrive policy to move to the dead-letter queue.
+:func:`decode_notification` turns one body into the created objects, one short reason
+per ignored record and one :class:`RecordFailure` per record that cannot be decoded, or
+raises :class:`UndecodableMessage` when the body itself cannot be (not JSON, an unknown
+shape, or not one record decodes). Records are judged one by one: one bad record does
+not cost the good ones. The caller dead-letters the failed records, deletes a decoded
+message once its objects are settled (at once if there are none), and leaves an
+undecodable one on the queue for the redrive policy to move to the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -27,10 +30,27 @@ import msgspec
 from s3lb.errors import S3lbError
 from s3lb.model import ObjectRef
 
-__all__ = ["Notification", "UndecodableMessage", "decode_key", "decode_notification"]
+__all__ = [
+    "Notification",
+    "RecordFailure",
+    "UndecodableMessage",
+    "decode_key",
+    "decode_notification",
+]
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _SNS_IGNORED_TYPES = frozenset({"SubscriptionConfirmation", "UnsubscribeConfirmation"})
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFailure:
+    """One record of a message that cannot be decoded: its index in ``Records``, why
+    (``reason`` names it, e.g. ``Records[1]: malformed %-escape …``) and the record
+    itself as JSON, for the dead-letter store."""
+
+    index: int
+    reason: str
+    record: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,19 +61,22 @@ class Notification:
     message order, with the key URL-decoded and the ETag unquoted. ``ignored`` holds one
     short reason per record (or whole message) that announces nothing to read, e.g.
     ``"s3:TestEvent"``, ``"ObjectRemoved:Delete"``, ``"SubscriptionConfirmation"`` or
-    ``"Object Deleted"``. A message may have both.
+    ``"Object Deleted"``. ``failed`` holds the records that cannot be decoded, in message
+    order. A message may have all three, but never only failures.
     """
 
     objects: tuple[ObjectRef, ...] = ()
     ignored: tuple[str, ...] = ()
+    failed: tuple[RecordFailure, ...] = ()
 
 
 class UndecodableMessage(S3lbError):
     """The body is not a notification we understand; ``reason`` says why.
 
-    Raised when the body (or an SNS ``Message``) is not JSON, has an unknown shape, a
-    record lacks its bucket or key, or a key is not validly URL-encoded. Such a message is
-    logged and left on the queue, so that its redrive policy moves it to the DLQ.
+    Raised when the body (or an SNS ``Message``) is not JSON, has an unknown shape, or
+    none of its records can be decoded (each lacks its bucket or key, has a key that is
+    not validly URL-encoded…). Such a message is logged and left on the queue, so that
+    its redrive policy moves it to the DLQ.
 
     Deliberately not a ``PermanentError``: those settle (and delete) their message.
     """
@@ -70,10 +93,12 @@ def decode_notification(body: str | bytes) -> Notification:
         body: the exact ``Body`` string received from SQS (surrounding whitespace is fine).
 
     Returns:
-        The created objects and the reasons for everything ignored.
+        The created objects, the reasons for everything ignored and the records that
+        cannot be decoded.
 
     Raises:
-        UndecodableMessage: the body cannot be decoded; do not delete the message.
+        UndecodableMessage: the body, or every one of its records, cannot be decoded;
+            do not delete the message.
     """
     doc = _json(body, "body")
     typ = doc.get("Type")
@@ -136,34 +161,51 @@ def _decode_records(records: Any) -> Notification:
         raise UndecodableMessage("Records is not a non-empty list")
     objects: list[ObjectRef] = []
     ignored: list[str] = []
+    failed: list[RecordFailure] = []
     for n, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise UndecodableMessage(f"Records[{n}] is not an object")
-        if record.get("eventSource") != "aws:s3":
-            raise UndecodableMessage(f"Records[{n}].eventSource is not aws:s3")
-        version = record.get("eventVersion")
-        if version is not None and (not isinstance(version, str) or version.split(".")[0] != "2"):
-            raise UndecodableMessage(f"Records[{n}].eventVersion {version!r} is not 2.x")
-        name = record.get("eventName")
-        if not isinstance(name, str) or not name:
-            raise UndecodableMessage(f"Records[{n}] has no eventName")
-        if not name.removeprefix("s3:").startswith("ObjectCreated:"):
-            ignored.append(name)
+        try:
+            ref = _decode_record(n, record)
+        except UndecodableMessage as exc:
+            failed.append(RecordFailure(n, exc.reason, msgspec.json.encode(record).decode()))
             continue
-        s3 = _obj(record.get("s3"), f"Records[{n}].s3")
-        obj = _obj(s3.get("object"), f"Records[{n}].s3.object")
-        objects.append(
-            _ref(
-                bucket=_obj(s3.get("bucket"), f"Records[{n}].s3.bucket").get("name"),
-                key=obj.get("key"),
-                etag=obj.get("eTag"),
-                version_id=obj.get("versionId"),
-                size=obj.get("size"),
-                event_time=record.get("eventTime"),
-                where=f"Records[{n}]",
-            )
+        if isinstance(ref, ObjectRef):
+            objects.append(ref)
+        else:
+            ignored.append(ref)
+    if failed and not objects and not ignored:
+        reasons = "; ".join(f.reason for f in failed[:3])
+        more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
+        raise UndecodableMessage(
+            reasons if len(failed) == 1 else f"no record can be decoded: {reasons}{more}"
         )
-    return Notification(tuple(objects), tuple(ignored))
+    return Notification(tuple(objects), tuple(ignored), tuple(failed))
+
+
+def _decode_record(n: int, record: Any) -> ObjectRef | str:
+    """Record ``n``: the object it creates, or the name of an event to ignore."""
+    if not isinstance(record, dict):
+        raise UndecodableMessage(f"Records[{n}] is not an object")
+    if record.get("eventSource") != "aws:s3":
+        raise UndecodableMessage(f"Records[{n}].eventSource is not aws:s3")
+    version = record.get("eventVersion")
+    if version is not None and (not isinstance(version, str) or version.split(".")[0] != "2"):
+        raise UndecodableMessage(f"Records[{n}].eventVersion {version!r} is not 2.x")
+    name = record.get("eventName")
+    if not isinstance(name, str) or not name:
+        raise UndecodableMessage(f"Records[{n}] has no eventName")
+    if not name.removeprefix("s3:").startswith("ObjectCreated:"):
+        return name
+    s3 = _obj(record.get("s3"), f"Records[{n}].s3")
+    obj = _obj(s3.get("object"), f"Records[{n}].s3.object")
+    return _ref(
+        bucket=_obj(s3.get("bucket"), f"Records[{n}].s3.bucket").get("name"),
+        key=obj.get("key"),
+        etag=obj.get("eTag"),
+        version_id=obj.get("versionId"),
+        size=obj.get("size"),
+        event_time=record.get("eventTime"),
+        where=f"Records[{n}]",
+    )
 
 
 def _decode_eventbridge(doc: dict[str, Any]) -> Notification:

@@ -16,12 +16,24 @@ import httpx
 from s3lb.aws.session import AwsSession
 from s3lb.errors import AccessDenied, ObjectGone, SourceUnavailable
 
-__all__ = ["ListPage", "ListedObject", "ObjectBody", "S3Client"]
+__all__ = ["BucketMissing", "ListPage", "ListedObject", "ObjectBody", "S3Client"]
 
 _CODE = re.compile(rb"<Code>([^<]+)</Code>")
 _MESSAGE = re.compile(rb"<Message>([^<]*)</Message>")
 _DNS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 CHUNK_BYTES = 256 * 1024
+
+
+class BucketMissing(SourceUnavailable):
+    """S3 answered ``NoSuchBucket`` for a GET: at this endpoint the bucket does not
+    exist. Not an :class:`~s3lb.errors.ObjectGone` (which lets its message go): a wrong
+    S3 endpoint or region would otherwise delete every message. The object fails, its
+    message is kept for the redrive policy; retrying at once is pointless."""
+
+    def __init__(self, bucket: str, endpoint: str, message: str) -> None:
+        self.bucket = bucket
+        self.endpoint = endpoint
+        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +116,13 @@ class S3Client:
                     # Range past the end: the stream had already ended at ``start``.
                     yield ObjectBody("", "", 0, start, _empty())
                     return
-                _raise_for(response.status_code, payload, bucket, key)
+                _raise_for(
+                    response.status_code,
+                    payload,
+                    bucket,
+                    key,
+                    self._session.endpoint("s3", region),
+                )
             finally:
                 await chunks.aclose()
                 await raw.aclose()  # type: ignore[attr-defined]  # an async generator
@@ -212,9 +230,13 @@ def _error_of(status: int, payload: bytes) -> tuple[str, str]:
     return code, text
 
 
-def _raise_for(status: int, payload: bytes, bucket: str, key: str) -> None:
+def _raise_for(status: int, payload: bytes, bucket: str, key: str, endpoint: str) -> None:
     code, text = _error_of(status, payload)
     where = f"s3://{bucket}/{key}"
+    if status == 404 and code == "NoSuchBucket":
+        raise BucketMissing(
+            bucket, endpoint, f"NoSuchBucket: bucket {bucket} does not exist at {endpoint}"
+        )
     if status == 404:
         raise ObjectGone(f"{code}: {where} does not exist")
     if status == 412:

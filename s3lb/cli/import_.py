@@ -35,6 +35,7 @@ import trio
 
 from s3lb.aws.s3 import ListedObject
 from s3lb.aws.session import AwsSession
+from s3lb.checkpoint.lock import lock_state_dir
 from s3lb.cli.common import load_config, run_trio
 from s3lb.config import Config
 from s3lb.pipeline import Importer, ImportJob, ImportOptions, ImportStatistics, run_import
@@ -100,7 +101,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
         restart=args.restart,
         list_all=args.list_all,
     )
-    return run_trio(_main, config, telemetry, options)
+    if options.dry_run:  # reads no checkpoint, writes nothing
+        return run_trio(_main, config, telemetry, options)
+    with lock_state_dir(config.settings.state_dir):  # one daemon per state_dir
+        return run_trio(_main, config, telemetry, options)
 
 
 async def _main(config: Config, telemetry: Telemetry, options: ImportOptions) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 import trio
 
 from s3lb.aws.session import AwsSession
+from s3lb.checkpoint.lock import lock_state_dir
 from s3lb.cli.common import load_config, run_trio
 from s3lb.cli.systemd import Notifier, run_watchdog
 from s3lb.config import Config
@@ -40,7 +41,9 @@ def add_parser(commands: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     telemetry = Telemetry()
-    return run_trio(serve, load_config(args), telemetry)
+    config = load_config(args)
+    with lock_state_dir(config.settings.state_dir):  # one daemon per state_dir
+        return run_trio(serve, config, telemetry)
 
 
 async def serve(

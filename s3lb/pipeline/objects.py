@@ -17,13 +17,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
 from collections.abc import Callable, Iterable
 
 import msgspec
 import trio
 
 from s3lb.acks import BulkItem, ObjectTracker, Watermark
-from s3lb.aws.s3 import S3Client
+from s3lb.aws.s3 import BucketMissing, S3Client
 from s3lb.checkpoint import CheckpointStore
 from s3lb.deadletter import DeadLetter, entry
 from s3lb.errors import AccessDenied, ObjectCorrupt, ObjectGone, SourceUnavailable
@@ -45,6 +46,8 @@ log = logging.getLogger("s3lb")
 _SLICE = 1000
 #: Dead-lettered records logged per object; the rest are counted in the object's line.
 _LOGGED_PER_OBJECT = 3
+#: Seconds between two error lines about the same missing bucket.
+_BUCKET_MISSING_EVERY = 60.0
 
 
 class ObjectReader:
@@ -70,6 +73,8 @@ class ObjectReader:
         self.dead_letter = dead_letter
         self.max_line_bytes = max_line_bytes
         self.attempts = attempts
+        #: Bucket -> (trio time of its last NoSuchBucket error line, objects since).
+        self._missing_buckets: dict[str, tuple[float, int]] = {}
 
     async def run(
         self,
@@ -106,6 +111,8 @@ class ObjectReader:
             tracker.fail(str(exc), gone=True)
         except UnknownFormat as exc:
             await self._set_aside(tracker, "unknown_format", str(exc))
+        except BucketMissing as exc:
+            self._bucket_missing(tracker, exc)
         except (ObjectCorrupt, AccessDenied, SourceUnavailable) as exc:
             self._failed(tracker, str(exc))
         except trio.BrokenResourceError:
@@ -139,6 +146,29 @@ class ObjectReader:
             key=tracker.ref.key,
         )
         tracker.put_aside(reason)
+
+    def _bucket_missing(self, tracker: ObjectTracker, exc: BucketMissing) -> None:
+        """The bucket is unknown at this endpoint: the object fails (its message is
+        kept, not deleted as for a gone object), counted; one error line per bucket a
+        minute at most, however many objects name it."""
+        self.telemetry.count("objects_bucket_missing")
+        self.telemetry.count("objects_failed")
+        now = trio.current_time()
+        last, hidden = self._missing_buckets.get(exc.bucket, (-math.inf, 0))
+        if now - last < _BUCKET_MISSING_EVERY:
+            self._missing_buckets[exc.bucket] = (last, hidden + 1)
+        else:
+            self._missing_buckets[exc.bucket] = (now, 0)
+            self.telemetry.error(
+                "bucket does not exist at this S3 endpoint; messages naming it are kept for "
+                "the redrive policy (check AWS_ENDPOINT_URL or the profile's endpoint_url, "
+                "and the region)",
+                bucket=exc.bucket,
+                endpoint=exc.endpoint,
+                key=tracker.ref.key,
+                **({"objects_since_last_report": hidden} if hidden else {}),
+            )
+        tracker.fail(str(exc))
 
     def _failed(self, tracker: ObjectTracker, reason: str) -> None:
         self.telemetry.count("objects_failed")
@@ -220,6 +250,8 @@ class _ObjectRun:
             try:
                 await self._read_once(send)
                 return
+            except BucketMissing:
+                raise  # retrying at once cannot bring a bucket back
             except SourceUnavailable as exc:
                 attempt += 1
                 if attempt >= self.reader.attempts:

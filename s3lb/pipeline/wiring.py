@@ -198,6 +198,7 @@ async def run_pipeline(
             checkpointer=delivery.checkpointer,
             visibility_timeout=settings.visibility_timeout,
             max_hold=settings.max_hold,
+            dead_letter=delivery.dead_letter,
         )
         object_send, object_receive = trio.open_memory_channel[ObjectTask](settings.object_workers)
         finished = source.open_finish_channel()

@@ -8,6 +8,15 @@ delete a message only once every object it names is shipped.
   and counted. A body that cannot be decoded is logged with its queue and message id,
   counted, and left alone: it comes back after its visibility timeout and the queue's
   redrive policy moves it to a dead-letter queue.
+- A record that cannot be decoded in a message that has good ones is written to the
+  dead-letter store (a ``notification`` entry: queue, message id, record index, reason,
+  the record's JSON), counted and logged before the message goes on; its good objects
+  are delivered and the message is deleted once they are done. If the entry cannot be
+  written, the message is left for the redrive policy instead.
+- An object version (bucket, key, version id or ETag) already being read for another
+  notification of the same input is not read again: its tracker follows the read in
+  flight and finishes as it does (``objects_deduplicated``), so its message is deleted,
+  or kept, with the first one's objects.
 - A finished message is deleted when all its objects are done (or gone from S3). If
   one failed it is kept: it reappears after the visibility timeout, and the queue's
   redrive policy bounds the retries.
@@ -29,11 +38,18 @@ from dataclasses import dataclass
 
 import trio
 
-from s3lb.acks import MessageTracker, ObjectTracker
-from s3lb.aws.notifications import UndecodableMessage, decode_notification
+from s3lb.acks import InFlightObjects, MessageTracker, ObjectTracker
+from s3lb.aws.notifications import (
+    Notification,
+    RecordFailure,
+    UndecodableMessage,
+    decode_notification,
+)
 from s3lb.aws.sqs import Message, SqsClient, SqsError
 from s3lb.checkpoint.checkpointer import Checkpointer
 from s3lb.crashpoints import crash_point
+from s3lb.deadletter import DeadLetter, entry
+from s3lb.model import ObjectRef
 from s3lb.retry import Backoff
 from s3lb.sources.task import InputRuntime, ObjectTask
 from s3lb.telemetry import Telemetry
@@ -64,8 +80,12 @@ class SqsSource:
         checkpointer: Checkpointer | None = None,
         visibility_timeout: float = 0,
         max_hold: float = 3600,
+        dead_letter: DeadLetter | None = None,
     ) -> None:
         self.sqs = sqs
+        #: Where undecodable records of good messages go (without one, such a message is
+        #: left for the redrive policy whole).
+        self.dead_letter = dead_letter
         self.telemetry = telemetry
         self.wait_time = wait_time
         self.checkpointer = checkpointer
@@ -74,6 +94,8 @@ class SqsSource:
         self._visibility: dict[str, float] = {}
         self._slots = trio.Semaphore(max_inflight)
         self._inflight: set[MessageTracker] = set()
+        #: One read per object version in flight: later notifications follow it.
+        self._reading = InFlightObjects()
         self._on_finished: Callable[[MessageTracker], None] = lambda _m: None
 
     @property
@@ -134,8 +156,9 @@ class SqsSource:
                 # first task waits for a reader.
                 tasks: list[ObjectTask] = []
                 nothing_new: list[Message] = []
-                for message in messages:
-                    accepted = self._accept(queue, message)
+                decoded = await self._decode_batch(queue, messages)
+                for message, notification in decoded:
+                    accepted = self._accept(queue, message, notification)
                     if accepted is None:
                         nothing_new.append(message)
                     else:
@@ -152,25 +175,89 @@ class SqsSource:
         for _ in range(n):
             self._slots.release()
 
-    def _accept(self, queue: QueueInput, message: Message) -> list[ObjectTask] | None:
-        """Decode ``message`` and put it in flight (heartbeats start now); return its
-        object tasks, or None when it names no new object (to delete)."""
-        where = {"queue": queue.queue_url, "message_id": message.message_id}
+    async def _decode_batch(
+        self, queue: QueueInput, messages: list[Message]
+    ) -> list[tuple[Message, Notification]]:
+        """Decode each message; dead-letter the bad records of those that have good
+        ones (one durable write for the batch). A message that cannot be decoded, or
+        whose bad records cannot be kept, is left for the redrive policy (its slot
+        freed); the others are returned."""
+        decoded: list[tuple[Message, Notification]] = []
+        for message in messages:
+            notification = self._decode(message)
+            if notification is not None:
+                decoded.append((message, notification))
+        failing = [(m, n) for m, n in decoded if n.failed]
+        if not failing:
+            return decoded
+        problem = "no dead-letter store" if self.dead_letter is None else ""
+        if self.dead_letter is not None:
+            try:
+                await self.dead_letter.write(
+                    [self._entry(queue, m, f) for m, n in failing for f in n.failed]
+                )
+            except OSError as exc:
+                problem = f"writing the dead-letter store failed: {exc}"
+        for message, notification in failing:
+            where = {"queue": queue.queue_url, "message_id": message.message_id}
+            if problem:
+                self._undecodable(message, f"{notification.failed[0].reason} ({problem})")
+                continue
+            self.telemetry.count("records_undecodable", len(notification.failed))
+            for failure in notification.failed:
+                self.telemetry.warning(
+                    "notification record cannot be decoded; dead-lettered, the message's "
+                    "other records are delivered",
+                    record=failure.index,
+                    reason=failure.reason,
+                    **where,
+                )
+        if problem:
+            decoded = [(m, n) for m, n in decoded if not n.failed]
+        return decoded
+
+    @staticmethod
+    def _entry(queue: QueueInput, message: Message, failure: RecordFailure) -> bytes:
+        return entry(
+            "notification",
+            failure.reason,
+            ObjectRef("", ""),
+            failure.index,
+            queue=queue.queue_url,
+            message_id=message.message_id,
+            record=failure.index,
+            raw=failure.record,
+        )
+
+    def _decode(self, message: Message) -> Notification | None:
+        """The message's notification, or None when it cannot be decoded (left for
+        the redrive policy, its slot freed)."""
         try:
-            notification = decode_notification(message.body)
+            return decode_notification(message.body)
         except Exception as exc:
             # Each message is judged alone: whatever its body does to the decoder, it is
             # left for the redrive policy and the rest of its batch goes on.
             reason = exc.reason if isinstance(exc, UndecodableMessage) else repr(exc)
-            self._slots.release()
-            self.telemetry.count("messages_undecodable")
-            self.telemetry.warning(
-                "message cannot be decoded; left for the queue's redrive policy",
-                reason=reason,
-                receive_count=message.receive_count,
-                **where,
-            )
-            return []
+            self._undecodable(message, reason)
+            return None
+
+    def _undecodable(self, message: Message, reason: str) -> None:
+        self._slots.release()
+        self.telemetry.count("messages_undecodable")
+        self.telemetry.warning(
+            "message cannot be decoded; left for the queue's redrive policy",
+            reason=reason,
+            receive_count=message.receive_count,
+            queue=message.queue_url,
+            message_id=message.message_id,
+        )
+
+    def _accept(
+        self, queue: QueueInput, message: Message, notification: Notification
+    ) -> list[ObjectTask] | None:
+        """Put ``message`` in flight (heartbeats start now); return its object tasks,
+        or None when it names no new object (to delete)."""
+        where = {"queue": queue.queue_url, "message_id": message.message_id}
         if notification.ignored:
             self.telemetry.count("records_ignored", len(notification.ignored))
         if not notification.objects:
@@ -195,6 +282,10 @@ class SqsSource:
         for ref in notification.objects:
             self.telemetry.notification_lag(ref.event_time)
             object_tracker = ObjectTracker(ref, tracker.object_finished, on_progress=progressed)
+            version = (queue.input.name, ref.bucket, ref.key, ref.identity)
+            if ref.identity and not self._reading.admit(version, object_tracker):
+                self.telemetry.count("objects_deduplicated")  # it follows the read in flight
+                continue
             tasks.append(ObjectTask(ref, queue.input, object_tracker, queue.region))
         return tasks
 
@@ -239,7 +330,7 @@ class SqsSource:
 
     def _log_objects(self, tracker: MessageTracker) -> None:
         for obj in tracker.finished_objects:
-            if obj.status == "done":
+            if obj.status == "done" and obj.leader is None:  # a follower read nothing
                 self.telemetry.count("objects_done")
                 self.telemetry.info(
                     "object done",

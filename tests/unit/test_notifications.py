@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from s3lb.aws.notifications import (
     Notification,
+    RecordFailure,
     UndecodableMessage,
     decode_key,
     decode_notification,
@@ -370,7 +371,8 @@ def test_sns_wrapped_eventbridge_event_is_unwrapped() -> None:
         (_body(_record(size=-1)), "size"),
         (_body(_record(size=True)), "size"),
         (_body(_record(eTag=5)), "etag"),
-        (_body(_record(), _record(key="bad%")), "Records[1]"),
+        (_body(_record(key="bad%"), _record(key=None)), "no record can be decoded"),
+        (_body(_record(key="bad%"), 7), "Records[1] is not an object"),
         ('{"source": "aws.s3", "detail": {}}', "detail-type"),
         ('{"source": "aws.s3", "detail-type": "Object Created", "detail": {}}', "detail.object"),
         (
@@ -389,6 +391,28 @@ def test_undecodable_body_raises_with_a_reason(body: str, reason: str) -> None:
     with pytest.raises(UndecodableMessage) as info:
         decode_notification(body)
     assert reason in info.value.reason
+
+
+def test_one_bad_record_costs_only_itself_and_is_returned_with_its_json() -> None:
+    """The good records of a message with a bad one are delivered; the bad one comes
+    back as a failure (index, reason, the record as JSON) for the dead-letter store."""
+    bad = _record(key="bad%zz")
+    body = _body(_record(key="a", eTag="e1"), bad, _record("ObjectRemoved:Delete"), 7)
+    result = decode_notification(body)
+    assert [ref.key for ref in result.objects] == ["a"]
+    assert result.ignored == ("ObjectRemoved:Delete",)
+    assert [(f.index, json.loads(f.record)) for f in result.failed] == [(1, bad), (3, 7)]
+    assert "Records[1]" in result.failed[0].reason and "malformed" in result.failed[0].reason
+    assert result.failed[1].reason == "Records[3] is not an object"
+    assert isinstance(result.failed[0], RecordFailure)
+
+
+def test_a_message_whose_only_good_records_are_ignored_events_still_decodes() -> None:
+    """A decodable record (even one that announces nothing) keeps the message decodable:
+    its bad record is returned, the message can be deleted."""
+    result = decode_notification(_body(_record("ObjectRemoved:Delete"), _record(key=None)))
+    assert result.objects == () and result.ignored == ("ObjectRemoved:Delete",)
+    assert [f.index for f in result.failed] == [1]
 
 
 def test_ignored_records_need_no_object_fields() -> None:
