@@ -85,23 +85,25 @@ def _run(args: argparse.Namespace) -> int:
         print(f"s3lb parse: invalid --key-regex: {exc}", file=sys.stderr)
         return Exit.USAGE
     try:
+        stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        print(f"s3lb parse: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return Exit.USAGE
+    try:
         parser = ObjectParser(
             args.format,
             args.key or ("" if args.file == "-" else args.file),
             options=options,
             key_regex=key_regex,
             max_line_bytes=args.max_line_bytes,
-            last_modified=_file_time(args.file),
+            last_modified=_file_time(stream),
         )
         if parser.format is not None:
             parser.format.validate_options(options)
     except (UnknownFormat, ValueError) as exc:
+        if stream is not sys.stdin.buffer:
+            stream.close()
         print(f"s3lb parse: {exc}", file=sys.stderr)
-        return Exit.USAGE
-    try:
-        stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
-    except OSError as exc:
-        print(f"s3lb parse: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return Exit.USAGE
     try:
         failures = parse_stream(stream, parser, sys.stdout.buffer, sys.stderr)
@@ -114,11 +116,12 @@ def _run(args: argparse.Namespace) -> int:
     return Exit.FAILED if failures else Exit.OK
 
 
-def _file_time(path: str) -> str:
-    """A local file's modification time, standing in for an object's LastModified."""
-    if path == "-":
+def _file_time(stream: BinaryIO) -> str:
+    """A local file's modification time, standing in for an object's LastModified
+    (none for a pipe)."""
+    if stream is sys.stdin.buffer:
         return ""
-    return datetime.fromtimestamp(os.stat(path).st_mtime, UTC).isoformat()
+    return datetime.fromtimestamp(os.fstat(stream.fileno()).st_mtime, UTC).isoformat()
 
 
 def parse_stream(source: BinaryIO, parser: ObjectParser, out: BinaryIO, err: Any) -> int:
