@@ -15,19 +15,21 @@ import pytest
 
 from s3lb.checkpoint.lock import LOCK_FD_ENV, StateDirInUse, lock_state_dir
 from s3lb.errors import CheckpointError
-from tests.conftest import Aws, Daemon, wait_until
+from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
-from tests.integration.test_run import ALB, ALB_LINES, config, event_record, expected_ids
+from tests.integration.test_run import config
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import ALB, ALB_LINES, event_record, expected_ids, wait_until
 
 # -- two daemons on one state_dir --------------------------------------------------------
 
 
 @pytest.mark.slow
 def test_a_second_daemon_on_the_same_state_dir_exits_1_naming_the_dir_and_the_holder(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon], tmp_path: Path
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess], tmp_path: Path
 ) -> None:
     queue, _bucket = aws.quiet_queue()
-    text = config([queue], fake_es.url)
+    text = config(queues=[queue], es_url=fake_es.url)
     first = daemon(text)
     second = subprocess.run(
         [sys.executable, "-m", "s3lb", "run", "-c", str(tmp_path / "s3lb.yml")],
@@ -183,7 +185,7 @@ def test_an_unusable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_bad_record_is_dead_lettered_alone_and_the_good_records_objects_are_indexed(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon], tmp_path: Path
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess], tmp_path: Path
 ) -> None:
     dlq = aws.queue()
     queue = aws.queue(
@@ -201,7 +203,7 @@ def test_a_bad_record_is_dead_lettered_alone_and_the_good_records_objects_are_in
     bad = event_record(bucket, "prod-web/c.log.gz", "e", "prod-web/100%.log.gz")
     aws.send(queue, {"Records": [records[0], bad, records[1]]})
 
-    run = daemon(config([queue], fake_es.url))
+    run = daemon(config(queues=[queue], es_url=fake_es.url))
     wait_until(lambda: {i for _, i in fake_es.docs} == expected, 30, "the good objects")
     wait_until(lambda: aws.counts(queue) == (0, 0), 30, "the message deleted")
     assert run.stop() == 0, run.log
@@ -222,7 +224,7 @@ def test_a_bad_record_is_dead_lettered_alone_and_the_good_records_objects_are_in
 
 @pytest.mark.slow
 def test_a_bucket_s3_does_not_know_keeps_its_messages_and_is_reported_once_a_minute(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., Daemon]
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess]
 ) -> None:
     """NoSuchBucket (a wrong endpoint, a deleted bucket) is not an object gone: its
     message stays for the redrive policy, and one error line names the bucket and the
@@ -241,7 +243,7 @@ def test_a_bucket_s3_does_not_know_keeps_its_messages_and_is_reported_once_a_min
         queue, {"Records": [event_record(bucket, "prod-web/gone.log", "", "prod-web/gone.log")]}
     )
 
-    run = daemon(config([queue], fake_es.url))
+    run = daemon(config(queues=[queue], es_url=fake_es.url))
     wait_until(lambda: aws.counts(dlq)[0] == 1, 30, "the message redriven to the DLQ")
     wait_until(lambda: aws.counts(queue) == (0, 0), 30, "the NoSuchKey message deleted")
     assert run.stop() == 0, run.log

@@ -13,8 +13,9 @@ import httpx
 import pytest
 from trio.testing import MockClock
 
+from tests.fakes.fake_s3 import FakeS3
 from tests.reliability.corpus import generate
-from tests.reliability.harness import FakeS3, Invariants, Rig
+from tests.reliability.harness import Invariants, Rig
 
 
 async def test_an_object_notified_five_times_at_once_is_read_and_sent_once(
