@@ -208,8 +208,9 @@ def test_r9_a_crash_at_every_named_point_then_restart_loses_and_doubles_nothing(
 # -- R10 --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_r10_sigterm_under_load_commits_acks_releases_messages_and_exits_0(
-    aws: Aws, fake_es: FakeEs, tmp_path: Path
+    aws: Aws, fake_es: FakeEs, tmp_path: Path, processes: int
 ) -> None:
     """R10 (I1, I5, I9): SIGTERM while objects are half shipped: exit 0; the final
     checkpoints are committed (a restart resumes and re-sends at most a batch per
@@ -228,6 +229,7 @@ def test_r10_sigterm_under_load_commits_acks_releases_messages_and_exits_0(
         [queue],
         fake_es.url,
         shutdown_timeout="1s",
+        processes=processes,
         es={"bulk_max_size": batch, "worker": workers},
     )
     with Runner(tmp_path, config) as runner:
@@ -247,7 +249,8 @@ def test_r10_sigterm_under_load_commits_acks_releases_messages_and_exits_0(
         wait_until(lambda: aws.counts(queue) == (0, 0), 120, "the restart to finish")
         assert runner.terminate() == 0
     check_delivered(corpus, fake_es)
-    assert fake_es.item_statuses[409] - before <= workers * batch  # I9
+    # I9: a batch per bulk worker, of each process
+    assert fake_es.item_statuses[409] - before <= processes * workers * batch
 
 
 # -- R11 (process tier: a real socket reset between s3lb and S3) ------------------------
