@@ -188,3 +188,35 @@ def test_a_killed_supervisor_takes_its_workers_along_and_a_restart_finishes(
         wait_until(lambda: aws.counts(queue) == (0, 0), 60, "the queue to empty")
         assert runner.terminate(60) == 0, runner.log
     check_once(corpus, fake_es)
+
+
+def test_a_second_sigterm_during_the_drain_stops_at_once_and_a_restart_finishes(
+    aws: Aws, fake_es: FakeEs, tmp_path: Path
+) -> None:
+    corpus, queue, runner = setup(
+        aws,
+        tmp_path,
+        fake_es,
+        6,
+        (2000, 3000),
+        shutdown_timeout="60s",
+        es={"bulk_max_size": 100},
+    )
+    fake_es.latency = 0.1  # the drain of 60 s cannot finish before the second signal
+    with runner:
+        runner.start(wait=True)
+        notify(aws, queue, corpus.objects, per_message=1)
+        wait_until(lambda: len(fake_es.docs) > 500, 60, "work under way")
+        runner.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        wait_until(lambda: runner.log.count("stopped receiving; draining") == 2, 30, "drains")
+        runner.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        assert runner.wait(30) == 0, runner.log
+        assert "second signal; workers stop without waiting" in runner.log
+        # a worker with nothing in flight may have finished its drain already
+        assert "second stop; exiting without waiting worker=" in runner.log
+        runner.start(wait=True)
+        expected = corpus.expected_ids()
+        wait_until(lambda: {i for _, i in fake_es.docs} >= expected, 180, "every document")
+        wait_until(lambda: aws.counts(queue) == (0, 0), 60, "the queue to empty")
+        assert runner.terminate(90) == 0, runner.log
+    check_once(corpus, fake_es)
