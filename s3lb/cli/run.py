@@ -8,6 +8,10 @@ Under systemd (``Type=notify``) the daemon sends ``READY=1`` once its pollers ru
 ``STOPPING=1`` when the drain begins, ``WATCHDOG=1`` at half of ``WatchdogSec`` from
 the event loop itself, and a ``STATUS=`` line every ``stats_interval``. With
 ``metrics.listen`` set, a Prometheus endpoint is served before polling starts.
+
+With ``processes`` above 1 this process is a supervisor of that many worker processes
+(:mod:`s3lb.cli.supervisor`), each running the pipeline; the service still sends one
+``READY=1`` and serves one ``/metrics``.
 """
 
 from __future__ import annotations
