@@ -220,3 +220,26 @@ def test_a_second_sigterm_during_the_drain_stops_at_once_and_a_restart_finishes(
         wait_until(lambda: aws.counts(queue) == (0, 0), 60, "the queue to empty")
         assert runner.terminate(90) == 0, runner.log
     check_once(corpus, fake_es)
+
+
+def test_a_store_found_corrupt_by_a_worker_stops_all_and_the_next_start_sets_it_aside(
+    aws: Aws, fake_es: FakeEs, tmp_path: Path
+) -> None:
+    corpus, queue, runner = setup(aws, tmp_path, fake_es, 6, (20, 200))
+    data = tmp_path / "state" / "checkpoint" / "data.mdb"
+    with runner:
+        runner.start(wait=True)
+        notify(aws, queue, corpus.objects[:3])
+        wait_until(lambda: aws.counts(queue) == (0, 0), 60, "the first objects")
+        os.kill(worker_pids(runner.log)[1], signal.SIGKILL)
+        data.write_bytes(os.urandom(data.stat().st_size))  # before worker 1 is restarted
+        assert runner.wait(60) == 1, runner.log  # the supervisor decides: stop, exit 1
+        assert "a worker found the checkpoint store damaged; stopping all" in runner.log
+        notify(aws, queue, corpus.objects)  # the first three again, and three more
+        runner.start(wait=True)
+        wait_until(lambda: aws.counts(queue) == (0, 0), 60, "every object")
+        assert runner.terminate(60) == 0, runner.log
+    assert "checkpoint store was corrupt: moved aside" in runner.log
+    (quarantine,) = (tmp_path / "state").glob("quarantine-*")
+    assert (quarantine / "REASON").read_text().strip()
+    check_once(corpus, fake_es)
