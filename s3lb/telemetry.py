@@ -96,6 +96,9 @@ GAUGES: dict[str, str] = {
     "objects_in_flight": "objects being read or waiting for their events' acknowledgement",
     "bulk_items_queued": "event batches waiting for a bulk worker",
     "worker_processes": "worker processes running (processes > 1)",
+    "worker_cpu_seconds": "CPU seconds used by the running worker processes (processes > 1)",
+    "worker_resident_memory_bytes": "resident memory of the running worker processes "
+    "(processes > 1)",
 }
 
 #: Counters that mean something failed; their sum is the stats line's ``errors``.

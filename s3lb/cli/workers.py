@@ -17,6 +17,7 @@ write end of a pipe. The worker runs the whole pipeline on the shared queues and
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from typing import Literal
 
@@ -58,6 +59,12 @@ def worker_index(environ: Mapping[str, str] | None = None) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+def _resident_bytes() -> float:
+    """This process's resident set size (``/proc/self/statm``)."""
+    with open("/proc/self/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 class WorkerLink:
     """The worker's end: reports out, orders in."""
 
@@ -86,7 +93,10 @@ class WorkerLink:
 
     async def report(self, telemetry: Telemetry) -> None:
         """Send the ready line when due and a snapshot every second, until cancelled;
-        a final snapshot is sent on the way out."""
+        a final snapshot is sent on the way out. The snapshot carries this process's
+        CPU and memory, which the supervisor's own ``process_*`` metrics do not."""
+        telemetry.gauge("worker_cpu_seconds", time.process_time)
+        telemetry.gauge("worker_resident_memory_bytes", _resident_bytes)
         try:
             while True:
                 with trio.move_on_after(REPORT_INTERVAL):

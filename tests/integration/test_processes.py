@@ -130,6 +130,10 @@ def test_two_processes_ship_everything_once_with_one_ready_and_summed_metrics(
         assert metrics["s3lb_messages_received_total"] == 6
         assert metrics["s3lb_worker_processes"] == 2
         assert metrics["s3lb_worker_restarts_total"] == 0
+        assert metrics["s3lb_worker_cpu_seconds"] > 0
+        assert (
+            metrics["s3lb_worker_resident_memory_bytes"] > metrics["process_resident_memory_bytes"]
+        )
         notes = received(sock)
         assert not [n for n in notes if "READY=1" in n], notes  # READY once for the unit
         assert "WATCHDOG=1" in notes
