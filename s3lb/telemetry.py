@@ -35,8 +35,11 @@ __all__ = [
     "HISTOGRAMS",
     "Histogram",
     "Telemetry",
+    "TelemetrySnapshot",
     "configure_logging",
+    "merge_snapshots",
     "stderr_is_journal",
+    "tag_logs",
 ]
 
 log = logging.getLogger("s3lb")
@@ -86,6 +89,8 @@ COUNTERS: dict[str, str] = {
     "checkpoint_commits": "checkpoint store transactions",
     "checkpoint_errors": "checkpoint store failures",
     "checkpoint_quarantined": "corrupt checkpoint stores set aside for a fresh one",
+    # processes
+    "worker_restarts": "worker processes restarted after they died (processes > 1)",
 }
 
 #: Every gauge name, with what it measures.
@@ -93,6 +98,10 @@ GAUGES: dict[str, str] = {
     "messages_in_flight": "SQS messages received and not yet deleted, kept or released",
     "objects_in_flight": "objects being read or waiting for their events' acknowledgement",
     "bulk_items_queued": "event batches waiting for a bulk worker",
+    "worker_processes": "worker processes running (processes > 1)",
+    "worker_cpu_seconds": "CPU seconds used by the running worker processes (processes > 1)",
+    "worker_resident_memory_bytes": "resident memory of the running worker processes "
+    "(processes > 1)",
 }
 
 #: Counters that mean something failed; their sum is the stats line's ``errors``.
@@ -140,6 +149,43 @@ class Histogram:
             running += n
             out.append((bound, running))
         return out
+
+
+class HistogramState(msgspec.Struct, frozen=True):
+    """A :class:`Histogram`'s buckets and sum, as sent between processes."""
+
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]
+    sum: float
+
+
+class TelemetrySnapshot(msgspec.Struct, frozen=True):
+    """Every counter, gauge and histogram of one :class:`Telemetry`, at one moment: what a
+    worker process sends its supervisor, which sums them (:func:`merge_snapshots`)."""
+
+    counters: dict[str, int] = {}
+    gauges: dict[str, float] = {}
+    histograms: dict[str, HistogramState] = {}
+
+
+def merge_snapshots(snapshots: Sequence[TelemetrySnapshot]) -> TelemetrySnapshot:
+    """The sum of ``snapshots``: counters, gauges and histogram buckets added up (a
+    histogram whose bounds differ from the first one seen is left out)."""
+    counters: Counter[str] = Counter()
+    gauges: dict[str, float] = {}
+    histograms: dict[str, HistogramState] = {}
+    for snap in snapshots:
+        counters.update(snap.counters)
+        for name, value in snap.gauges.items():
+            gauges[name] = gauges.get(name, 0.0) + value
+        for name, h in snap.histograms.items():
+            have = histograms.get(name)
+            if have is None:
+                histograms[name] = h
+            elif have.bounds == h.bounds:
+                counts = tuple(a + b for a, b in zip(have.counts, h.counts, strict=True))
+                histograms[name] = HistogramState(have.bounds, counts, have.sum + h.sum)
+    return TelemetrySnapshot(dict(counters), gauges, histograms)
 
 
 class Telemetry:
@@ -211,6 +257,27 @@ class Telemetry:
     def snapshot(self) -> dict[str, int]:
         """A copy of every counter."""
         return dict(self.counters)
+
+    def export(self) -> TelemetrySnapshot:
+        """Every counter, gauge and histogram, to send to another process."""
+        histograms = {
+            name: HistogramState(h.bounds, tuple(h.counts), h.sum)
+            for name, h in self._histograms.items()
+        }
+        return TelemetrySnapshot(dict(self.counters), self.gauges(), histograms)
+
+    def load(self, snapshot: TelemetrySnapshot) -> None:
+        """Replace every counter, gauge and histogram with those of ``snapshot`` (the
+        supervisor's view of its workers, which its ``/metrics`` serves)."""
+        self.counters = Counter(snapshot.counters)
+        self._gauges = dict(snapshot.gauges)
+        histograms = {}
+        for name, state in snapshot.histograms.items():
+            h = histograms[name] = Histogram(state.bounds)
+            h.counts = list(state.counts)
+            h.sum = state.sum
+            h.count = sum(state.counts)
+        self._histograms = histograms
 
     def stats_line(self, in_flight: int) -> None:
         """Log the periodic stats line: the indexing rate since the previous line, the
@@ -300,6 +367,22 @@ def stderr_is_journal(environ: Mapping[str, str] | None = None) -> bool:
         return (stat.st_dev, stat.st_ino) == (int(device), int(inode))
     except (ValueError, OSError, AttributeError):
         return False
+
+
+class _Tag(logging.Filter):
+    def __init__(self, context: dict[str, Any]) -> None:
+        super().__init__()
+        self.tag = context
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.context = {**self.tag, **(getattr(record, "context", None) or {})}
+        return True
+
+
+def tag_logs(**context: Any) -> None:
+    """Add ``context`` (``worker=1``) first to every log line s3lb writes from now on."""
+    for handler in logging.getLogger("s3lb").handlers:
+        handler.addFilter(_Tag(context))
 
 
 def configure_logging(level: str = "info", fmt: str = "text") -> None:

@@ -8,11 +8,16 @@ Under systemd (``Type=notify``) the daemon sends ``READY=1`` once its pollers ru
 ``STOPPING=1`` when the drain begins, ``WATCHDOG=1`` at half of ``WatchdogSec`` from
 the event loop itself, and a ``STATUS=`` line every ``stats_interval``. With
 ``metrics.listen`` set, a Prometheus endpoint is served before polling starts.
+
+With ``processes`` above 1 this process is a supervisor of that many worker processes
+(:mod:`s3lb.cli.supervisor`), each running the pipeline; the service still sends one
+``READY=1`` and serves one ``/metrics``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -20,13 +25,15 @@ from typing import Any
 import trio
 
 from s3lb.aws.session import AwsSession
+from s3lb.checkpoint import open_checkpoint_store
 from s3lb.checkpoint.lock import lock_state_dir
 from s3lb.cli.common import load_config, run_trio
 from s3lb.cli.systemd import Notifier, run_watchdog
+from s3lb.cli.workers import STORE_CORRUPT, WorkerLink
 from s3lb.config import Config
-from s3lb.errors import ConfigError
-from s3lb.pipeline.wiring import run_pipeline
-from s3lb.telemetry import Telemetry
+from s3lb.errors import CheckpointCorrupt, ConfigError
+from s3lb.pipeline.wiring import Clients, run_pipeline
+from s3lb.telemetry import Telemetry, tag_logs
 
 __all__ = ["add_parser", "serve"]
 
@@ -41,9 +48,56 @@ def add_parser(commands: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     telemetry = Telemetry()
+    link = WorkerLink.from_environ()
+    if link is not None:
+        return _run_worker(args, link, telemetry)
     config = load_config(args)
-    with lock_state_dir(config.settings.state_dir):  # one daemon per state_dir
-        return run_trio(serve, config, telemetry)
+    count = config.settings.process_count()
+    # One daemon per state_dir: this process holds the lock for its lifetime, and its
+    # worker processes inherit it (s3lb/checkpoint/lock.py).
+    with lock_state_dir(config.settings.state_dir) as lock:
+        if count == 1:
+            return run_trio(serve, config, telemetry)
+        from s3lb.cli.supervisor import supervise
+
+        run = functools.partial(supervise, lock=lock)
+        return run_trio(run, config, telemetry, count, _worker_argv(args))
+
+
+def _worker_argv(args: argparse.Namespace) -> list[str]:
+    """The command line of a worker: this one's common options, then ``run``."""
+    return [
+        "-c",
+        args.config,
+        "--log-level",
+        args.log_level,
+        "--log-format",
+        args.log_format,
+        "run",
+    ]
+
+
+def _run_worker(args: argparse.Namespace, link: WorkerLink, telemetry: Telemetry) -> int:
+    """A worker of a supervisor: the pipeline, reporting to it, on its orders. The
+    supervisor checked the store: a worker neither checks it again nor moves it aside."""
+    tag_logs(worker=link.index)
+    config = load_config(args, on_warning=lambda _w: None)  # the supervisor logged them
+    # The supervisor's state_dir lock, inherited: checked, never taken anew; let go as
+    # soon as the supervisor is gone, so that a restarted daemon is not refused while
+    # this orphan drains (both may then share the store, as workers always do).
+    inherited = lock_state_dir(config.settings.state_dir)
+    link.on_orphaned = inherited.release
+    opener = functools.partial(open_checkpoint_store, on_corrupt="raise", verify="off")
+    try:
+        worker = functools.partial(
+            serve, notifier=Notifier(environ={}), link=link, clients=Clients(open_store=opener)
+        )
+        return run_trio(worker, config, telemetry)
+    except CheckpointCorrupt as exc:
+        telemetry.error("checkpoint store damaged; this worker stops", reason=str(exc))
+        return STORE_CORRUPT
+    finally:
+        inherited.release()
 
 
 async def serve(
@@ -54,17 +108,23 @@ async def serve(
     on_ready: Callable[[], None] = lambda: None,
     session: AwsSession | None = None,
     notifier: Notifier | None = None,
+    link: WorkerLink | None = None,
+    clients: Clients | None = None,
 ) -> int:
     """Run the daemon until a signal (or ``stop``) ends it; return the exit status.
 
     ``notifier`` defaults to one reading ``NOTIFY_SOCKET`` from the environment.
-    Raises ConfigError when the metrics address cannot be bound.
+    Raises ConfigError when the metrics address cannot be bound. A worker process
+    (``link``) obeys its supervisor instead of signals, reports to it, and serves no
+    metrics of its own.
     """
     stop = trio.Event() if stop is None else stop
     notifier = Notifier() if notifier is None else notifier
 
     def ready() -> None:
         notifier.ready(status=_status(telemetry, stopping=False))
+        if link is not None:
+            link.ready()
         on_ready()
 
     # Trio restores the handlers it found when its receiver closes: with these, a signal
@@ -73,16 +133,22 @@ async def serve(
         signal.signal(signum, signal.SIG_IGN)
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_watch_signals, stop, nursery.cancel_scope, telemetry)
+            if link is None:
+                nursery.start_soon(_watch_signals, stop, nursery.cancel_scope, telemetry)
+            else:
+                nursery.start_soon(link.watch, stop, nursery.cancel_scope, telemetry)
+                nursery.start_soon(link.report, telemetry)
             nursery.start_soon(run_watchdog, notifier)
             nursery.start_soon(_announce_stop, stop, notifier, telemetry)
             if notifier.enabled:
                 nursery.start_soon(
                     _report_status, notifier, telemetry, stop, config.settings.stats_interval
                 )
-            if config.metrics.listen:
+            if config.metrics.listen and link is None:
                 await _start_metrics(nursery, telemetry, config.metrics.listen)
-            await run_pipeline(config, telemetry, stop, ready, session=session)
+            await run_pipeline(
+                config, telemetry, stop, ready, session=session, clients=clients or Clients()
+            )
             nursery.cancel_scope.cancel()
     finally:
         notifier.close()

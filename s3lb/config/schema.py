@@ -101,6 +101,8 @@ MAX_MAP_SIZE = 1 << 40
 #: Most tasks ``worker`` or ``object_workers`` may start (more exhausts memory).
 MAX_WORKERS = 1024
 _Workers = Annotated[int, msgspec.Meta(ge=1, le=MAX_WORKERS)]
+#: Most worker processes ``processes`` may ask for.
+MAX_PROCESSES = 64
 
 
 class CheckpointSettings(_Base, frozen=True):
@@ -135,6 +137,15 @@ class Settings(_Base, frozen=True):
     #: How long finished objects are remembered (a repeated notification is a no-op).
     done_retention: Duration = Duration(7 * 86400)
     checkpoint: CheckpointSettings = CheckpointSettings()
+    #: Worker processes of ``run``: ``auto`` (one per core this process may use) or
+    #: 1..:data:`MAX_PROCESSES`; 1 runs the pipeline in the main process, no supervisor.
+    processes: Annotated[int, msgspec.Meta(ge=1, le=MAX_PROCESSES)] | Literal["auto"] = 1
+
+    def process_count(self) -> int:
+        """How many processes ``processes`` means on this host."""
+        if self.processes == "auto":
+            return max(1, min(len(os.sched_getaffinity(0)), MAX_PROCESSES))
+        return self.processes
 
 
 class Backoff(_Base, frozen=True):

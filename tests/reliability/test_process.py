@@ -4,9 +4,11 @@ the real LMDB store, signals, crash points and sockets (the TCP fault proxy)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections import Counter
@@ -85,14 +87,28 @@ CRASHES = {  # the n-th passage: far enough in for work to be in flight
 }
 
 
+def kill_tree(runner: S3lbProcess) -> None:
+    """SIGKILL the supervisor's workers, then the supervisor (``processes`` > 1)."""
+    assert runner.process is not None
+    for task in Path(f"/proc/{runner.process.pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for pid in (task / "children").read_text().split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+    runner.kill()
+
+
+@pytest.mark.parametrize("processes", [1, 2])
 def test_r9_a_crash_at_every_named_point_then_restart_loses_and_doubles_nothing(
-    aws: Aws, fake_es: FakeEs, tmp_path: Path
+    aws: Aws, fake_es: FakeEs, tmp_path: Path, processes: int
 ) -> None:
     """R9 (I1–I3, I5, I9): the daemon is crashed at each named crash point in turn
     (exit 137, as after kill -9) and restarted: after each crash the store opens cleanly
     and no watermark is ahead of the cluster; each restart re-sends at most one batch per
     worker (plus one) of what was acknowledged; the big plain object resumes with a Range
-    GET; in the end each expected id is indexed once with the oracle's body."""
+    GET; in the end each expected id is indexed once with the oracle's body. With two
+    processes the worker that reaches the point crashes, and then every process is
+    SIGKILLed."""
     assert set(CRASHES) == set(NAMES)
     corpus = big_corpus(9)
     queue = aws.queue(VisibilityTimeout=2)
@@ -104,7 +120,11 @@ def test_r9_a_crash_at_every_named_point_then_restart_loses_and_doubles_nothing(
     state_dir = tmp_path / "state"
     batch, workers = 500, 2
     config = daemon_config(
-        state_dir, [queue], fake_es.url, es={"bulk_max_size": batch, "worker": workers}
+        state_dir,
+        [queue],
+        fake_es.url,
+        processes=processes,
+        es={"bulk_max_size": batch, "worker": workers},
     )
     sent = SendCounter(fake_es)
     owner = {obj.doc_id(r.position): obj.key for obj in corpus.objects for r in obj.records}
@@ -126,8 +146,12 @@ def test_r9_a_crash_at_every_named_point_then_restart_loses_and_doubles_nothing(
                 assert runner.terminate() == 0
             else:
                 runner.start({"S3LB_CRASH_AT": f"{name}:{n}"})
-                status = runner.wait(120)
-                assert status == 137, (name, status, runner.log[-2000:])
+                if processes == 1:
+                    status = runner.wait(120)
+                    assert status == 137, (name, status, runner.log[-2000:])
+                else:
+                    wait_until(lambda: f"crash point {name} reached" in runner.log, 120, name)  # noqa: B023
+                    kill_tree(runner)
                 assert f"crash point {name} reached" in runner.log
                 check_store(state_dir, corpus, fake_es)
             again = Counter(owner[i] for i in sent.since(seen) if i in seen)
@@ -147,8 +171,9 @@ def test_r9_a_crash_at_every_named_point_then_restart_loses_and_doubles_nothing(
 # -- R10 --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_r10_sigterm_under_load_commits_acks_releases_messages_and_exits_0(
-    aws: Aws, fake_es: FakeEs, tmp_path: Path
+    aws: Aws, fake_es: FakeEs, tmp_path: Path, processes: int
 ) -> None:
     """R10 (I1, I5, I9): SIGTERM while objects are half shipped: exit 0; the final
     checkpoints are committed (a restart resumes and re-sends at most a batch per
@@ -167,6 +192,7 @@ def test_r10_sigterm_under_load_commits_acks_releases_messages_and_exits_0(
         [queue],
         fake_es.url,
         shutdown_timeout="1s",
+        processes=processes,
         es={"bulk_max_size": batch, "worker": workers},
     )
     with S3lbProcess(tmp_path, config) as runner:
@@ -186,7 +212,8 @@ def test_r10_sigterm_under_load_commits_acks_releases_messages_and_exits_0(
         wait_until(lambda: aws.counts(queue) == (0, 0), 120, "the restart to finish")
         assert runner.terminate() == 0
     check_delivered(corpus, fake_es)
-    assert fake_es.item_statuses[409] - before <= workers * batch  # I9
+    # I9: a batch per bulk worker, of each process
+    assert fake_es.item_statuses[409] - before <= processes * workers * batch
 
 
 # -- R11 (process tier: a real socket reset between s3lb and S3) ------------------------
