@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import socket
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,23 +19,22 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Aws, wait_until
+from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
 from tests.reliability.corpus import Corpus, generate
-from tests.reliability.process import Runner, daemon_config, notify, state, upload
+from tests.reliability.process import daemon_config, notify, upload
+from tests.support import helpers
+from tests.support.daemon import S3lbProcess
+from tests.support.helpers import state_json, wait_until
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def notify_socket() -> Iterator[tuple[str, socket.socket]]:
-    """A unix datagram socket for NOTIFY_SOCKET (short path: sun_path holds 108 bytes)."""
-    with tempfile.TemporaryDirectory(prefix="s3lb-") as directory:
-        path = os.path.join(directory, "notify")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.bind(path)
-            sock.settimeout(30)
-            yield path, sock
+    """A unix datagram socket for NOTIFY_SOCKET (see ``helpers.notify_socket``)."""
+    with helpers.notify_socket(30) as bound:
+        yield bound
 
 
 def received(sock: socket.socket) -> list[str]:
@@ -88,14 +86,14 @@ def check_once(corpus: Corpus, es: FakeEs) -> None:
 
 def setup(
     aws: Aws, tmp_path: Path, cluster: FakeEs, objects: int, records: tuple[int, int], **kw: Any
-) -> tuple[Corpus, str, Runner]:
+) -> tuple[Corpus, str, S3lbProcess]:
     """A corpus of ALB objects in moto, a queue, and a runner with ``processes: 2``."""
     corpus = generate(4242, formats=["alb"], objects=objects, records=records, gzip_ratio=0.5)
     queue = aws.queue(VisibilityTimeout=3)
     bucket = aws.bucket()
     upload(aws, bucket, corpus)
     config = daemon_config(tmp_path / "state", [queue], cluster.url, processes=2, **kw)
-    return corpus, queue, Runner(tmp_path, config)
+    return corpus, queue, S3lbProcess(tmp_path, config)
 
 
 def test_two_processes_ship_everything_once_with_one_ready_and_summed_metrics(
@@ -141,7 +139,7 @@ def test_two_processes_ship_everything_once_with_one_ready_and_summed_metrics(
         assert runner.wait(5 + 45) == 0, runner.log
         assert any(n.startswith("STOPPING=1") for n in received(sock))
     check_once(corpus, fake_es)
-    done = [o for o in state(runner.config_path)["objects"] if o["status"] == "done"]
+    done = [o for o in state_json(runner.config_path)["objects"] if o["status"] == "done"]
     assert len(done) == 12  # s3lb state reads the one store every worker wrote
 
 
