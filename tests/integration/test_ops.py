@@ -12,12 +12,10 @@ import shutil
 import socket
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
@@ -26,7 +24,7 @@ from tests.paths import SEED as SEED_DIR
 from tests.support import helpers
 from tests.support.configs import s3_input, s3lb_config
 from tests.support.daemon import S3lbProcess
-from tests.support.helpers import ALB, ALB_LINES, free_port, s3lb_cli, wait_until
+from tests.support.helpers import ALB, ALB_LINES, free_port, s3lb_cli, scrape, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -72,18 +70,6 @@ def test_run_notifies_systemd_ready_then_stopping_after_sigterm_then_exits_clean
     assert stopping.startswith("STOPPING=1\nSTATUS=draining: "), stopping
     assert run.stop() == 0, run.log
     assert "s3lb stopped" in run.log
-
-
-def scrape(url: str) -> dict[str, float]:
-    """One scrape of ``url``: unlabelled samples by name."""
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    return {
-        s.name: s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if not s.labels
-    }
 
 
 def test_metrics_scraped_during_a_run_count_what_was_indexed_and_deleted(

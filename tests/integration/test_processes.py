@@ -11,13 +11,11 @@ import re
 import signal
 import socket
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
@@ -25,7 +23,7 @@ from tests.reliability.corpus import Corpus, generate
 from tests.reliability.process import daemon_config, notify, upload
 from tests.support import helpers
 from tests.support.daemon import S3lbProcess
-from tests.support.helpers import state_json, wait_until
+from tests.support.helpers import received, scrape, state_json, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -35,31 +33,6 @@ def notify_socket() -> Iterator[tuple[str, socket.socket]]:
     """A unix datagram socket for NOTIFY_SOCKET (see ``helpers.notify_socket``)."""
     with helpers.notify_socket(30) as bound:
         yield bound
-
-
-def received(sock: socket.socket) -> list[str]:
-    """Every notification waiting on ``sock``."""
-    out = []
-    sock.setblocking(False)
-    try:
-        while True:
-            out.append(sock.recv(4096).decode())
-    except BlockingIOError:
-        return out
-    finally:
-        sock.settimeout(30)
-
-
-def scrape(url: str) -> dict[str, float]:
-    """One scrape of ``url``: unlabelled samples by name."""
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    return {
-        s.name: s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if not s.labels
-    }
 
 
 def worker_pids(log: str) -> dict[int, int]:

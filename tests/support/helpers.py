@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -130,3 +131,31 @@ def state_json(config_path: Path) -> dict[str, Any]:
         check=True,
     )
     return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def received(sock: socket.socket) -> list[str]:
+    """Every datagram waiting on ``sock`` (a notify socket), without waiting."""
+    timeout = sock.gettimeout()
+    out = []
+    sock.setblocking(False)
+    try:
+        while True:
+            out.append(sock.recv(4096).decode())
+    except BlockingIOError:
+        return out
+    finally:
+        sock.settimeout(timeout)
+
+
+def scrape(url: str) -> dict[str, float]:
+    """One scrape of a Prometheus endpoint: unlabelled samples by name."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.labels
+    }

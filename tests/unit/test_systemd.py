@@ -21,6 +21,7 @@ from s3lb.config import load
 from s3lb.telemetry import _TextFormatter, stderr_is_journal
 from tests.paths import REPO
 from tests.support import helpers
+from tests.support.helpers import received
 
 
 @pytest.fixture
@@ -28,19 +29,6 @@ def notify_socket() -> Iterator[tuple[str, socket.socket]]:
     """A bound unix datagram socket (see :func:`tests.support.helpers.notify_socket`)."""
     with helpers.notify_socket(5) as bound:
         yield bound
-
-
-def received(sock: socket.socket) -> list[str]:
-    """Every datagram waiting on ``sock``."""
-    out = []
-    sock.setblocking(False)
-    try:
-        while True:
-            out.append(sock.recv(4096).decode())
-    except BlockingIOError:
-        return out
-    finally:
-        sock.settimeout(5)
 
 
 def test_without_notify_socket_every_notification_is_a_no_op() -> None:
