@@ -48,6 +48,8 @@ PURE = [
     "s3lb.formats",
     "s3lb.aws.notifications",
     "s3lb.checkpoint.records",
+    "s3lb.sources.window",
+    "s3lb.sources.cursor",
     "s3lb.pipeline.framing",
     "s3lb.pipeline.parsing",
     "s3lb.sinks.elasticsearch.bulk",
