@@ -1,9 +1,10 @@
 """The repository stands alone: no test reads a file beside the repository.
 
-:func:`install_guard` adds an audit hook (``sys.addaudithook``) for the whole test session:
-opening any path that lies in the repository's parent folder but outside the repository
-(a sibling such as ``../shared``) raises :class:`OutsideRepository` at the ``open`` call.
-Temporary folders are exempt, since a clone may itself live in the temp folder.
+:func:`install_guard` adds an audit hook (``sys.addaudithook``) for the whole test session.
+It protects what lies beside the repository when the session starts (a sibling such as
+``../shared``): opening a path inside one of those raises :class:`OutsideRepository` at
+the ``open`` call. The temporary folder and pytest's own temporary folders are not
+protected, since tests write there (and a clone may itself live in the temp folder).
 """
 
 from __future__ import annotations
@@ -15,28 +16,39 @@ from pathlib import Path
 
 from tests.paths import REPO
 
-__all__ = ["OutsideRepository", "install_guard", "is_outside"]
+__all__ = ["OutsideRepository", "install_guard", "is_outside", "siblings"]
 
 
 class OutsideRepository(PermissionError):
     """A test opened a file beside the repository; a plain clone has no such file."""
 
 
-#: Resolved once, before the hook exists: ``tempfile.gettempdir()`` opens a probe file
-#: the first time, and an open inside the hook would re-enter it (and deadlock on
-#: tempfile's lock).
-_TEMP = Path(tempfile.gettempdir()).resolve()
+def siblings(repo: Path = REPO) -> tuple[Path, ...]:
+    """What lies beside ``repo`` now, but the temp folder and pytest's folders."""
+    temp = Path(tempfile.gettempdir()).resolve()
+    if repo.parent == Path(repo.anchor):
+        return ()  # a repository at the root: its "siblings" are the whole system
+    try:
+        entries = sorted(repo.parent.iterdir())
+    except OSError:
+        return ()
+    return tuple(
+        entry.resolve()
+        for entry in entries
+        if entry.resolve() != repo
+        and entry.resolve() != temp
+        and not entry.name.startswith("pytest-of-")
+    )
 
 
-def is_outside(path: str | os.PathLike[str], repo: Path = REPO) -> bool:
-    """Whether ``path`` is a sibling of ``repo`` (inside its parent, not inside it)."""
+#: Taken once, before the hook exists (an ``open`` inside the hook would re-enter it).
+_PROTECTED: tuple[Path, ...] = siblings()
+
+
+def is_outside(path: str | os.PathLike[str], protected: tuple[Path, ...] = _PROTECTED) -> bool:
+    """Whether ``path`` lies inside one of the ``protected`` siblings of the repository."""
     resolved = Path(os.path.abspath(os.fspath(path)))
-    temp = _TEMP
-    if resolved.is_relative_to(repo) or resolved.is_relative_to(temp):
-        return False
-    if repo.parent == Path(repo.anchor) or repo.parent == temp:
-        return False  # a clone at the root or in the temp folder has no meaningful siblings
-    return resolved.is_relative_to(repo.parent)
+    return any(resolved == p or resolved.is_relative_to(p) for p in protected)
 
 
 def _hook(event: str, args: tuple[object, ...]) -> None:

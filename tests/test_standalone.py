@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.paths import DATA, REPO
-from tests.standalone import OutsideRepository, is_outside
+from tests.standalone import OutsideRepository, is_outside, siblings
 
 #: Every test and bench module but this one, which names a sibling path on purpose.
 SOURCES = sorted(
@@ -57,13 +57,29 @@ def test_no_test_or_bench_module_names_a_path_outside_the_repository(path: Path)
 
 
 def test_reading_a_sibling_of_the_repository_fails_the_test() -> None:
-    """Runtime half: the session's audit hook stops a read of ``../shared`` at the open call."""
-    sibling = REPO.parent / "shared" / "seed-samples" / "alb.log"
-    assert is_outside(sibling)
+    """Runtime half: the session's audit hook stops a read beside the repository (such as
+    ``../shared``, which CI lays beside the clone) at the open call."""
+    protected = siblings()
+    if not protected:
+        pytest.skip("nothing lies beside this checkout: there is nothing to read by mistake")
+    target = protected[0] / "seed-samples" / "alb.log"
+    assert is_outside(target)
     with pytest.raises(OutsideRepository):
-        sibling.read_bytes()
+        target.read_bytes()
     with pytest.raises(OutsideRepository):
-        open(str(sibling), "rb")  # noqa: SIM115 - the open call itself is what is refused
+        open(str(target), "rb")  # noqa: SIM115 - the open call itself is what is refused
+
+
+def test_only_what_lies_beside_the_repository_is_protected(tmp_path: Path) -> None:
+    """The rule, on a layout like CI's: a clone with ``shared/`` beside it."""
+    root = tmp_path / "work"
+    (root / "main").mkdir(parents=True)
+    (root / "shared").mkdir()
+    protected = siblings(root / "main")
+    assert protected == ((root / "shared").resolve(),)
+    assert is_outside(root / "shared" / "seed-samples" / "alb.log", protected)
+    assert not is_outside(root / "main" / "tests" / "data" / "seed" / "alb.log", protected)
+    assert not is_outside(root / "elsewhere.txt", protected)
 
 
 def test_files_inside_the_repository_and_temp_folders_are_readable(tmp_path: Path) -> None:
