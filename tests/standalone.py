@@ -2,9 +2,10 @@
 
 :func:`install_guard` adds an audit hook (``sys.addaudithook``) for the whole test session.
 It protects what lies beside the repository when the session starts (a sibling such as
-``../shared``): opening a path inside one of those raises :class:`OutsideRepository` at
-the ``open`` call. The temporary folder and pytest's own temporary folders are not
-protected, since tests write there (and a clone may itself live in the temp folder).
+the ``shared`` folder CI lays beside a clone): opening a path inside one of those raises
+:class:`OutsideRepository` at the ``open`` call. The temporary folder and pytest's own
+temporary folders are not protected, since tests write there (and a clone may itself
+live in the temp folder).
 """
 
 from __future__ import annotations

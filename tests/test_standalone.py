@@ -58,7 +58,7 @@ def test_no_test_or_bench_module_names_a_path_outside_the_repository(path: Path)
 
 def test_reading_a_sibling_of_the_repository_fails_the_test() -> None:
     """Runtime half: the session's audit hook stops a read beside the repository (such as
-    ``../shared``, which CI lays beside the clone) at the open call."""
+    the ``shared`` folder CI lays beside the clone) at the open call."""
     protected = siblings()
     if not protected:
         pytest.skip("nothing lies beside this checkout: there is nothing to read by mistake")
