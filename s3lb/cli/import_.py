@@ -89,7 +89,6 @@ def add_parser(commands: Any) -> None:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    # Late import: the CLI's main module loads this one to build its parser.
     telemetry = Telemetry()
     config = load_config(args)
     options = ImportOptions(

@@ -25,6 +25,7 @@ counts in :meth:`Importer.statistics`, which the command shows.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import signal
 from collections.abc import AsyncGenerator, Callable
@@ -68,6 +69,8 @@ SEND_ATTEMPTS = 6
 
 @dataclass
 class _Tally:
+    """The running counts of :class:`ImportStatistics` (same field names)."""
+
     listed: int = 0
     listed_bytes: int = 0
     finished: int = 0
@@ -121,17 +124,9 @@ class Importer:
 
     def statistics(self) -> ImportStatistics:
         """The counts so far; final once ``ended``."""
-        tally = self._tally
         return ImportStatistics(
-            listed=tally.listed,
-            listed_bytes=tally.listed_bytes,
-            finished=tally.finished,
-            finished_bytes=tally.finished_bytes,
-            skipped=tally.skipped,
-            skipped_bytes=tally.skipped_bytes,
-            failed=tally.failed,
+            **dataclasses.asdict(self._tally),
             events_indexed=self.telemetry.counters["events_indexed"],
-            listing_done=tally.listing_done,
             jobs=tuple(run.statistics() for run in self.runs),
             ended=self._ended,
             interrupted=self._interrupted,
