@@ -26,21 +26,18 @@ that the next start (systemd's ``Restart=``) moves the store aside.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from contextlib import suppress
 
 import msgspec
 import trio
 
-from s3lb.checkpoint import open_store
 from s3lb.checkpoint.lock import StateLock
 from s3lb.cli import run as _run
 from s3lb.cli.common import Exit
+from s3lb.cli.processes import check_store, read_reports, send_order, start_worker
 from s3lb.cli.systemd import Notifier, run_watchdog
-from s3lb.cli.workers import REPORT_FD_ENV, STORE_CORRUPT, WORKER_ENV, Report
+from s3lb.cli.workers import STORE_CORRUPT, Report
 from s3lb.config import Config
 from s3lb.telemetry import Telemetry, TelemetrySnapshot, merge_snapshots
 
@@ -50,8 +47,7 @@ __all__ = ["supervise"]
 SILENT_KILL = 120.0
 #: Seconds past ``shutdown_timeout`` a draining worker gets before it is killed.
 EXIT_MARGIN = 40.0
-#: Environment variables that are the supervisor's alone (one sd_notify for the unit).
-_PRIVATE_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID")
+_DECODER = msgspec.json.Decoder(Report)
 
 
 class _Slot:
@@ -131,30 +127,10 @@ class Supervisor:
         """Tell every worker to drain (again: to stop without waiting)."""
         self.stopping.set()
         for slot in self.slots:
-            if slot.proc is not None and slot.proc.stdin is not None:
-                with suppress(OSError, trio.BrokenResourceError, trio.ClosedResourceError):
-                    # A pipe's buffer always has room for a few bytes: never blocks.
-                    os.write(slot.proc.stdin.fileno(), b"stop\n")  # type: ignore[attr-defined]
+            send_order(slot.proc)
 
     async def _run_once(self, slot: _Slot) -> int:
-        read_fd, write_fd = os.pipe()
-        env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
-        env[WORKER_ENV] = str(slot.index)
-        env[REPORT_FD_ENV] = str(write_fd)
-        fds = [write_fd]
-        if self.lock is not None:
-            env.update(self.lock.child_env())
-            fds.append(self.lock.fd)
-        try:
-            proc = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "s3lb", *self.argv],
-                stdin=subprocess.PIPE,
-                pass_fds=tuple(fds),
-                env=env,
-                start_new_session=True,  # a Ctrl-C reaches the supervisor only
-            )
-        finally:
-            os.close(write_fd)
+        proc, read_fd = await start_worker(self.argv, slot.index, self.lock)
         slot.proc = proc
         self.own.info("worker process started", worker=slot.index, pid=proc.pid)
         if self.stopping.is_set():
@@ -172,31 +148,17 @@ class Supervisor:
         return status
 
     async def _read_reports(self, slot: _Slot, fd: int, proc: trio.Process) -> None:
-        decoder = msgspec.json.Decoder(Report)
-        buffer = b""
-        async with trio.lowlevel.FdStream(fd) as stream:
-            while True:
-                with trio.move_on_after(SILENT_KILL) as silent:
-                    chunk = await stream.receive_some(65536)
-                if silent.cancelled_caught:
-                    self.own.error("worker process silent; killing it", worker=slot.index)
-                    with suppress(ProcessLookupError):
-                        proc.kill()
-                    return
-                if not chunk:
-                    return
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    try:
-                        report = decoder.decode(line)
-                    except msgspec.DecodeError:
-                        continue
-                    if report.kind == "ready":
-                        slot.ready.set()
-                    elif report.telemetry is not None:
-                        slot.snapshot = report.telemetry
-                self.refresh()
+        def on_report(report: Report) -> None:
+            if report.kind == "ready":
+                slot.ready.set()
+            elif report.telemetry is not None:
+                slot.snapshot = report.telemetry
+            self.refresh()
+
+        if not await read_reports(fd, _DECODER, on_report, silent=SILENT_KILL):
+            self.own.error("worker process silent; killing it", worker=slot.index)
+            with suppress(ProcessLookupError):
+                proc.kill()
 
     def _retire(self, slot: _Slot) -> None:
         """Keep the counters of a worker that exited; forget its gauges."""
@@ -205,22 +167,6 @@ class Supervisor:
         self._retired = merge_snapshots([self._retired, kept])
         slot.snapshot = TelemetrySnapshot()
         self.refresh()
-
-
-def _check_store(config: Config, telemetry: Telemetry) -> None:
-    """Open the store once (the integrity check, a quarantine), then close it."""
-    settings = config.settings
-    store = open_store(settings.state_dir, map_size=settings.checkpoint.map_size)
-    try:
-        if store.quarantined is not None:
-            telemetry.count("checkpoint_quarantined")
-            telemetry.error(
-                "checkpoint store was corrupt: moved aside, starting fresh (re-sent events "
-                "are absorbed as duplicates)",
-                quarantine=str(store.quarantined),
-            )
-    finally:
-        store.close()
 
 
 async def supervise(
@@ -235,7 +181,7 @@ async def supervise(
     """Run ``count`` workers (``python -m s3lb *argv``) until a signal; the exit status.
     ``lock``: the state_dir lock held by this process, which the workers inherit."""
     notifier = Notifier() if notifier is None else notifier
-    await trio.to_thread.run_sync(_check_store, config, telemetry)
+    await trio.to_thread.run_sync(check_store, config, telemetry)
     sup = Supervisor(config, telemetry, count, argv, lock)
     for signum in (*_run._STOP_SIGNALS, *_run._NOTED_SIGNALS):
         signal.signal(signum, signal.SIG_IGN)

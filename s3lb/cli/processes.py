@@ -1,0 +1,116 @@
+"""What the supervisors of ``run`` and ``import`` (``processes`` > 1) share: the one
+store check before any worker starts, starting a worker process, giving it orders and
+reading its report lines.
+
+A worker is ``python -m s3lb ARGV`` in its own session (a Ctrl-C reaches the
+supervisor only), with :data:`~s3lb.cli.workers.WORKER_ENV` set to its index,
+:data:`~s3lb.cli.workers.REPORT_FD_ENV` naming the write end of its report pipe, the
+state_dir lock's descriptor inherited, and its orders (``stop`` lines) on stdin.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from typing import TypeVar
+
+import msgspec
+import trio
+
+from s3lb.checkpoint import open_store
+from s3lb.checkpoint.lock import StateLock
+from s3lb.cli.workers import REPORT_FD_ENV, WORKER_ENV
+from s3lb.config import Config
+from s3lb.telemetry import Telemetry
+
+__all__ = ["check_store", "read_reports", "send_order", "start_worker"]
+
+#: Environment variables that are the supervisor's alone (one sd_notify for the unit).
+_PRIVATE_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID")
+
+_R = TypeVar("_R")
+
+
+def check_store(config: Config, telemetry: Telemetry) -> None:
+    """Open the store once (the integrity check, a quarantine), then close it."""
+    settings = config.settings
+    store = open_store(settings.state_dir, map_size=settings.checkpoint.map_size)
+    try:
+        if store.quarantined is not None:
+            telemetry.count("checkpoint_quarantined")
+            telemetry.error(
+                "checkpoint store was corrupt: moved aside, starting fresh (re-sent events "
+                "are absorbed as duplicates)",
+                quarantine=str(store.quarantined),
+            )
+    finally:
+        store.close()
+
+
+async def start_worker(
+    argv: Sequence[str], index: int, lock: StateLock | None
+) -> tuple[trio.Process, int]:
+    """Start worker ``index`` as ``python -m s3lb *argv``; the process and the read end
+    of its report pipe (the caller closes it, e.g. through :func:`read_reports`)."""
+    read_fd, write_fd = os.pipe()
+    env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
+    env[WORKER_ENV] = str(index)
+    env[REPORT_FD_ENV] = str(write_fd)
+    fds = [write_fd]
+    if lock is not None:
+        env.update(lock.child_env())
+        fds.append(lock.fd)
+    try:
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "s3lb", *argv],
+            stdin=subprocess.PIPE,
+            pass_fds=tuple(fds),
+            env=env,
+            start_new_session=True,  # a Ctrl-C reaches the supervisor only
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    return proc, read_fd
+
+
+def send_order(proc: trio.Process | None, order: bytes = b"stop\n") -> None:
+    """Write one order line to a worker's stdin; never blocks (a pipe's buffer always
+    has room for a few bytes), and a worker already gone is no error."""
+    if proc is not None and proc.stdin is not None:
+        with suppress(OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            os.write(proc.stdin.fileno(), order)  # type: ignore[attr-defined]
+
+
+async def read_reports(
+    fd: int,
+    decoder: msgspec.json.Decoder[_R],
+    on_report: Callable[[_R], None],
+    *,
+    silent: float,
+) -> bool:
+    """Hand each report line read from ``fd`` to ``on_report`` until the worker closes
+    its end (True), or until it stays ``silent`` that many seconds (False). Lines that
+    do not decode are skipped. Closes ``fd``."""
+    buffer = b""
+    async with trio.lowlevel.FdStream(fd) as stream:
+        while True:
+            with trio.move_on_after(silent) as quiet:
+                chunk = await stream.receive_some(65536)
+            if quiet.cancelled_caught:
+                return False
+            if not chunk:
+                return True
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                try:
+                    report = decoder.decode(line)
+                except msgspec.DecodeError:
+                    continue
+                on_report(report)
