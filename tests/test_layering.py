@@ -50,6 +50,7 @@ PURE = [
     "s3lb.checkpoint.records",
     "s3lb.sources.window",
     "s3lb.sources.cursor",
+    "s3lb.sources.shares",
     "s3lb.pipeline.framing",
     "s3lb.pipeline.parsing",
     "s3lb.sinks.elasticsearch.bulk",

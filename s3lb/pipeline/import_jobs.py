@@ -13,7 +13,7 @@ import msgspec
 from s3lb.aws.s3 import ListedObject
 from s3lb.config import Config
 from s3lb.errors import ConfigError
-from s3lb.sources import InputRuntime, Window, format_time, parse_bucket_url, parse_time
+from s3lb.sources import InputRuntime, Share, Window, format_time, parse_bucket_url, parse_time
 
 __all__ = ["ImportJob", "ImportOptions", "notification_body", "plan_jobs"]
 
@@ -34,6 +34,8 @@ class ImportOptions:
     #: List every key under the prefix, not only the date folders near the window.
     list_all: bool = False
     page_size: int = 1000
+    #: A worker process of a multi-process import: ship only this share of the keys.
+    share: Share | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,8 @@ def plan_jobs(config: Config, options: ImportOptions) -> list[ImportJob]:
                 job_id += " list-all"
             if options.enqueue:
                 job_id += f" enqueue={options.enqueue}"
+            if options.share is not None:
+                job_id = options.share.job_id(job_id)
             jobs.setdefault(
                 job_id, ImportJob(job_id, runtime, bucket, prefix, window, options.list_all)
             )

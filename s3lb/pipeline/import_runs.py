@@ -4,6 +4,7 @@ together."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -18,7 +19,14 @@ from s3lb.pipeline.import_jobs import ImportJob
 from s3lb.sources import ListingCursor
 from s3lb.telemetry import Telemetry
 
-__all__ = ["Committer", "ImportStatistics", "JobRun", "JobStatistics", "open_runs"]
+__all__ = [
+    "Committer",
+    "ImportStatistics",
+    "JobRun",
+    "JobStatistics",
+    "merge_statistics",
+    "open_runs",
+]
 
 #: Failed objects kept by name for the statistics (all are counted).
 SHOWN_FAILURES = 20
@@ -63,6 +71,23 @@ class ImportStatistics:
     ended: bool = False
     #: A signal stopped the run before every job was complete: the next run continues.
     interrupted: bool = False
+
+
+def merge_statistics(parts: Sequence[ImportStatistics]) -> ImportStatistics:
+    """The statistics of several worker processes as one import's: counts summed, every
+    share's jobs, listing done and ended when all are, interrupted when one was."""
+    counts = {
+        f.name: sum(getattr(part, f.name) for part in parts)
+        for f in dataclasses.fields(ImportStatistics)
+        if f.type == "int"
+    }
+    return ImportStatistics(
+        **counts,
+        listing_done=all(part.listing_done for part in parts),
+        jobs=tuple(job for part in parts for job in part.jobs),
+        ended=all(part.ended for part in parts),
+        interrupted=any(part.interrupted for part in parts),
+    )
 
 
 @dataclass(eq=False)

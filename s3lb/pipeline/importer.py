@@ -19,6 +19,10 @@ after ``last_key``; an object that was half read resumes from its own checkpoint
 complete job is not listed again, unless objects failed: then the next run lists the
 window again and retries them (done objects are skipped from their checkpoints).
 
+With ``ImportOptions.share`` (a worker process of a multi-process import), a job ships
+only its share of the listed keys and passes over the others like keys outside the
+window; its cursor is the share's own (see :mod:`s3lb.sources.shares`).
+
 The engine prints nothing: it logs through :class:`~s3lb.telemetry.Telemetry` and
 counts in :meth:`Importer.statistics`, which the command shows.
 """
@@ -46,7 +50,7 @@ from s3lb.errors import AccessDenied, ObjectGone, SourceUnavailable
 from s3lb.model import ObjectRef
 from s3lb.pipeline.import_jobs import ImportJob, ImportOptions, notification_body, plan_jobs
 from s3lb.pipeline.import_runs import Committer, ImportStatistics, JobRun, open_runs
-from s3lb.pipeline.wiring import Delivery, open_delivery
+from s3lb.pipeline.wiring import Clients, Delivery, open_delivery
 from s3lb.retry import Backoff
 from s3lb.sources import (
     CursorEntry,
@@ -105,6 +109,7 @@ class Importer:
         session: AwsSession | None = None,
         stop: trio.Event | None = None,
         on_listed: OnListed | None = None,
+        clients: Clients | None = None,
     ) -> None:
         self.config = config
         self.telemetry = telemetry
@@ -113,6 +118,7 @@ class Importer:
         #: Set to stop listing and drain (what a first SIGINT/SIGTERM does).
         self.stop = stop or trio.Event()
         self.on_listed = on_listed
+        self.clients = clients or Clients()
         self.jobs = plan_jobs(config, options)
         self.region = self.session.region_for()
         self.runs: list[JobRun] = []
@@ -179,11 +185,13 @@ class Importer:
         window not known as done, in key order, each added to its cursor (the others are
         passed over or counted done). Waits while the cursor holds too many keys."""
         job, cursor, tally = run.job, run.cursor, self._tally
+        share = self.options.share
         self.telemetry.info("import job listing", job=job.id, after=cursor.last_key or "-")
         async with aclosing(self._lister(s3, job).objects(cursor.last_key)) as listed:
             async for obj in listed:
-                if obj.last_modified not in job.window:
-                    cursor.pass_over(obj.key)
+                theirs = share is not None and not share.holds(obj.key)
+                if theirs or obj.last_modified not in job.window:
+                    cursor.pass_over(obj.key)  # outside the window, or another worker's
                     continue
                 while cursor.pending >= MAX_PENDING:
                     await committer.wait_advanced()
@@ -234,7 +242,9 @@ class Importer:
         settings = self.config.settings
         async with (
             self._http() as http,
-            open_delivery(self.config, self.telemetry, http, self.session) as delivery,
+            open_delivery(
+                self.config, self.telemetry, http, self.session, self.clients
+            ) as delivery,
         ):
             self.runs = await open_runs(
                 delivery.store, self.jobs, self.telemetry, restart=self.options.restart

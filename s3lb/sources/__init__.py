@@ -7,6 +7,8 @@ from s3lb.sources.cursor import ListingCursor as ListingCursor
 from s3lb.sources.listing import Lister as Lister
 from s3lb.sources.listing import bucket_pages as bucket_pages
 from s3lb.sources.listing import retrying as retrying
+from s3lb.sources.shares import Share as Share
+from s3lb.sources.shares import split_job_id as split_job_id
 from s3lb.sources.sqs import QueueInput as QueueInput
 from s3lb.sources.sqs import SqsSource as SqsSource
 from s3lb.sources.task import InputRuntime as InputRuntime
@@ -23,6 +25,7 @@ __all__ = [
     "ListingCursor",
     "ObjectTask",
     "QueueInput",
+    "Share",
     "SqsSource",
     "Window",
     "bucket_pages",
@@ -30,4 +33,5 @@ __all__ = [
     "parse_bucket_url",
     "parse_time",
     "retrying",
+    "split_job_id",
 ]
