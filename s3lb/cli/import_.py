@@ -31,18 +31,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+import msgspec
 import trio
 
 from s3lb.aws.s3 import ListedObject
 from s3lb.aws.session import AwsSession
 from s3lb.checkpoint.lock import lock_state_dir
 from s3lb.cli.common import load_config, run_trio
+from s3lb.cli.workers import WorkerLink
 from s3lb.config import Config
+from s3lb.config.schema import MAX_PROCESSES
+from s3lb.errors import ConfigError
 from s3lb.pipeline import Importer, ImportJob, ImportOptions, ImportStatistics, run_import
-from s3lb.sources import format_time
+from s3lb.pipeline.import_jobs import plan_jobs
+from s3lb.sources import Share, format_time
 from s3lb.telemetry import Telemetry
 
-__all__ = ["Progress", "add_parser", "run_command"]
+__all__ = ["Progress", "add_parser", "print_summary", "run_command"]
 
 
 def add_parser(commands: Any) -> None:
@@ -85,12 +90,34 @@ def add_parser(commands: Any) -> None:
         help="list every key under the prefix instead of only the YYYY/MM/DD/ folders "
         "near the window (for objects whose key date is far from their LastModified)",
     )
+    parser.add_argument(
+        "--processes",
+        type=_processes,
+        default=None,
+        metavar="N",
+        help="worker processes, each shipping a share of the keys: a number, or auto "
+        "(one per core); default: s3lb.processes of the configuration",
+    )
+    # A worker process's share of the keys (INDEX/COUNT), set by the supervisor.
+    parser.add_argument("--share", default=None, help=argparse.SUPPRESS)
     parser.set_defaults(func=_cmd_import)
+
+
+def _processes(text: str) -> int | str:
+    if text == "auto":
+        return text
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PROCESSES:
+        raise argparse.ArgumentTypeError(f"expected auto or 1 to {MAX_PROCESSES}, not {text!r}")
+    return int(text)
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
     telemetry = Telemetry()
-    config = load_config(args)
+    link = WorkerLink.from_environ()
+    if (args.share is None) != (link is None):
+        raise ConfigError("--share is for s3lb's own import worker processes", "--share")
+    share = None if args.share is None else Share.parse(args.share)
+    config = load_config(args) if link is None else None
     options = ImportOptions(
         since=args.since,
         to=args.to,
@@ -99,11 +126,29 @@ def _cmd_import(args: argparse.Namespace) -> int:
         enqueue=args.enqueue,
         restart=args.restart,
         list_all=args.list_all,
+        share=share,
     )
+    if link is not None:
+        from s3lb.cli.import_workers import run_worker
+
+        return run_worker(args, link, options, telemetry)
+    assert config is not None
     if options.dry_run:  # reads no checkpoint, writes nothing
         return run_trio(_main, config, telemetry, options)
-    with lock_state_dir(config.settings.state_dir):  # one daemon per state_dir
-        return run_trio(_main, config, telemetry, options)
+    settings = config.settings
+    if args.processes is not None:
+        settings = msgspec.structs.replace(settings, processes=args.processes)
+    count = settings.process_count()
+    with lock_state_dir(config.settings.state_dir) as lock:  # one daemon per state_dir
+        if count == 1 or options.enqueue:  # --enqueue only lists and sends: one process
+            return run_trio(_main, config, telemetry, options)
+        from s3lb.cli.import_workers import supervise_import
+
+        plan_jobs(config, options)  # a configuration error before any worker starts
+        run = functools.partial(
+            supervise_import, lock=lock, err=sys.stderr, tty=sys.stderr.isatty()
+        )
+        return run_trio(run, config, telemetry, args, count)
 
 
 async def _main(config: Config, telemetry: Telemetry, options: ImportOptions) -> int:
@@ -161,7 +206,7 @@ async def run_command(
         nursery.cancel_scope.cancel()
     stats = importer.statistics()
     if stats.ended:
-        _print_summary(stats, verb, time.monotonic() - started, err)
+        print_summary(stats, verb, time.monotonic() - started, err)
     return status
 
 
@@ -169,7 +214,7 @@ def _write_listed(out: TextIO, job: ImportJob, obj: ListedObject) -> None:
     out.write(f"{format_time(obj.last_modified)}\t{obj.size}\ts3://{job.bucket}/{obj.key}\n")
 
 
-def _print_summary(stats: ImportStatistics, verb: str, elapsed: float, err: TextIO) -> None:
+def print_summary(stats: ImportStatistics, verb: str, elapsed: float, err: TextIO) -> None:
     failed = sum(job.failed_objects for job in stats.jobs)
     line = (
         f"s3lb import: {stats.listed:,} objects listed in the window: {stats.finished:,} "

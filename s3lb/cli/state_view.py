@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from s3lb.checkpoint import ImportCursor, ObjectState, StoreUsage
+from s3lb.sources import split_job_id
 
 __all__ = ["render_state"]
 
@@ -219,21 +220,49 @@ def _table(
     if hidden > 0:
         lines.append(f"... and {hidden} older done objects (--json lists all)")
     if cursors:
+        jobs = _jobs(cursors)
         lines.append("")
-        lines.append(f"imports: {len(cursors)}")
+        lines.append(f"imports: {len(jobs)}")
         rows = [
             (
-                _printable(c.job),
+                _printable(job.job),
                 # An incomplete job may be running, or interrupted: a rerun continues it.
-                "complete" if c.complete else "incomplete",
-                str(c.done),
-                str(c.failed),
-                _iso(c.updated) or "-",
-                _printable(c.last_key) or "-",
+                "complete" if job.complete else "incomplete",
+                str(job.done),
+                str(job.failed),
+                shares,
+                _iso(job.updated) or "-",
+                _printable(job.last_key) or "-",
             )
-            for c in cursors
+            for job, shares in jobs
         ]
-        header = ("JOB", "STATE", "DONE", "FAILED", "UPDATED", "LAST KEY")
-        squeeze = [(5, 16, _cut_middle), (0, 16, _cut_middle), (5, 8, _cut_middle)]
+        header = ("JOB", "STATE", "DONE", "FAILED", "SHARES", "UPDATED", "LAST KEY")
+        squeeze = [(6, 16, _cut_middle), (0, 16, _cut_middle), (6, 8, _cut_middle)]
         lines += _grid(header, rows, width, squeeze)
     return "\n".join(lines) + "\n"
+
+
+def _jobs(cursors: Sequence[ImportCursor]) -> list[tuple[ImportCursor, str]]:
+    """One row per job: the cursors of a multi-process import's shares (``JOB
+    share=i/N``) are summed into their job's, with ``complete shares/N``; its last key
+    is the least of theirs (every object up to it is done or failed in every share)."""
+    plain: list[tuple[ImportCursor, str]] = []
+    shared: dict[tuple[str, int], list[ImportCursor]] = {}
+    for cursor in cursors:
+        base, share = split_job_id(cursor.job)
+        if share is None:
+            plain.append((cursor, "-"))
+        else:
+            shared.setdefault((base, share.count), []).append(cursor)
+    for (base, count), parts in shared.items():
+        finished = sum(part.complete for part in parts)
+        job = ImportCursor(
+            job=base,
+            last_key=min(part.last_key for part in parts) if len(parts) == count else "",
+            done=sum(part.done for part in parts),
+            failed=sum(part.failed for part in parts),
+            complete=finished == count,
+            updated=max(part.updated for part in parts),
+        )
+        plain.append((job, f"{finished}/{count}"))
+    return sorted(plain, key=lambda row: row[0].job)

@@ -107,11 +107,11 @@ class WorkerLink:
                 if self._wake.is_set():
                     self._wake = trio.Event()
                     if self._ready:
-                        await self._send(Report("ready"))
-                await self._send(Report("telemetry", telemetry.export()))
+                        await self.send(Report("ready"))
+                await self.send(Report("telemetry", telemetry.export()))
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(2):
-                await self._send(Report("telemetry", telemetry.export()))
+                await self.send(Report("telemetry", telemetry.export()))
 
     async def watch(self, stop: trio.Event, scope: trio.CancelScope, telemetry: Telemetry) -> None:
         """Obey the supervisor: ``stop`` drains, a second one cancels ``scope``; the end
@@ -140,7 +140,8 @@ class WorkerLink:
                     telemetry.warning("second stop; exiting without waiting")
                     scope.cancel()
 
-    async def _send(self, report: Report) -> None:
+    async def send(self, report: msgspec.Struct) -> None:
+        """Write one report line (any msgspec struct the supervisor decodes)."""
         if self._broken:
             return
         try:

@@ -194,3 +194,23 @@ def test_import_jobs_fit_the_width_too() -> None:
     rows = text.splitlines()[-2:]
     assert all(len(row) <= 100 for row in rows), rows
     assert rows[1].endswith(".log.gz")
+
+
+def test_the_shares_of_a_multi_process_import_are_one_job_row() -> None:
+    """Shares are summed into their job: complete when all are, the least last key
+    once every share has one; another number of processes is another row."""
+    job = "alb s3://logs/alb/ since=- to=-"
+    cursors = [
+        ImportCursor(job=f"{job} share=1/2", last_key="alb/c.log", done=3, complete=True),
+        ImportCursor(job=f"{job} share=2/2", last_key="alb/b.log", done=2, failed=1),
+        ImportCursor(job=f"{job} share=1/3", last_key="alb/a.log", done=1, updated=T0),
+    ]
+    lines = render_state([], cursors, False).splitlines()
+    assert "imports: 2" in lines
+    rows = [line.split()[-6:] for line in lines if line.startswith(job)]
+    assert sorted(rows) == sorted(
+        [
+            ["incomplete", "5", "1", "1/2", "-", "alb/b.log"],
+            ["incomplete", "1", "0", "0/3", "2024-05-01T12:00:00.000Z", "-"],
+        ]
+    )
