@@ -14,6 +14,10 @@ Ctrl-C, the same command continues where it stopped, and once complete it sends
 nothing. ``--enqueue QUEUE_URL`` sends one S3 notification per object to a queue
 instead, for a fleet of ``s3lb run`` daemons to share the work.
 
+With ``s3lb.processes`` (or ``--processes``) above 1, N worker processes each ship a
+share of the keys, with a cursor of their own (:mod:`s3lb.cli.import_workers`);
+``--dry-run`` and ``--enqueue`` stay in one process.
+
 Exit status: 0 when every object in the window was processed, 1 when some failed (they
 are named, and retried by the next run), 2 for a configuration error, 128 + the signal
 number when interrupted.

@@ -137,7 +137,7 @@ class Settings(_Base, frozen=True):
     #: How long finished objects are remembered (a repeated notification is a no-op).
     done_retention: Duration = Duration(7 * 86400)
     checkpoint: CheckpointSettings = CheckpointSettings()
-    #: Worker processes of ``run``: ``auto`` (one per core this process may use) or
+    #: Worker processes of ``run`` and ``import``: ``auto`` (one per core this process may use) or
     #: 1..:data:`MAX_PROCESSES`; 1 runs the pipeline in the main process, no supervisor.
     processes: Annotated[int, msgspec.Meta(ge=1, le=MAX_PROCESSES)] | Literal["auto"] = 1
 
