@@ -1,14 +1,16 @@
 """Shares of an import job over N worker processes: which listed keys a worker ships
 (pure).
 
-Worker ``i`` of ``N`` ships the keys whose CRC-32 (of the key's UTF-8 bytes) modulo
-``N`` is ``i - 1``: stable across processes, runs and hosts, unlike Python's salted
-``hash()``. Each share keeps its own cursor, under the job's id plus ``share=i/N``.
+Worker ``i`` of ``N`` ships the keys whose BLAKE2b digest (8 bytes, of the key's UTF-8
+bytes) modulo ``N`` is ``i - 1``: stable across processes, runs and hosts, unlike
+Python's salted ``hash()``, and even on keys that differ by a digit (CRC-32 is linear:
+its parity can be the same for a whole run of such keys). Each share keeps its own
+cursor, under the job's id plus ``share=i/N``.
 """
 
 from __future__ import annotations
 
-import zlib
+import hashlib
 from dataclasses import dataclass
 
 __all__ = ["SHARE_MARK", "Share", "split_job_id"]
@@ -38,7 +40,8 @@ class Share:
 
     def holds(self, key: str) -> bool:
         """Whether this share ships ``key``."""
-        digest = zlib.crc32(key.encode("utf-8", "surrogatepass"))
+        data = key.encode("utf-8", "surrogatepass")
+        digest = int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
         return digest % self.count == self.index - 1
 
     def job_id(self, job_id: str) -> str:

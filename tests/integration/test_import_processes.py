@@ -159,3 +159,19 @@ def test_a_worker_killed_mid_object_is_restarted_and_the_import_completes_once(
     assert "import worker process died; restarting worker=1 status=-9" in err
     assert "worker processes restarted: 1" in err
     assert_exactly_once(fake_es, expected)
+
+
+def test_a_failed_object_is_named_once_and_its_worker_is_not_restarted(
+    aws: Aws, fake_es: FakeEs, tmp_path: Path
+) -> None:
+    bucket = aws.bucket()
+    expected = put_objects(aws, bucket, 6)
+    aws.put(bucket, "prod-web/bad.log.gz", b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4)
+    config = import_config(fake_es.url, f"s3://{bucket}/prod-web/", processes=2)
+
+    status, _, err = s3lb(tmp_path, config, "import").finish()
+    assert status == 1, err
+    assert "7 objects listed in the window: 6 read, 0 already done, 1 failed" in err
+    assert err.count(f"  s3://{bucket}/prod-web/bad.log.gz: corrupt gzip") == 1
+    assert "restarting" not in err and len(worker_pids(err)) == 2
+    assert_exactly_once(fake_es, expected)
