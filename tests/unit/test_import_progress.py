@@ -7,7 +7,7 @@ import io
 import logging
 from dataclasses import replace
 
-from s3lb.cli.import_ import Progress, _Bar, _print_summary
+from s3lb.cli.import_ import Progress, _Bar, print_summary
 from s3lb.pipeline import ImportStatistics
 from s3lb.pipeline.import_runs import JobStatistics
 from s3lb.telemetry import Telemetry
@@ -65,7 +65,7 @@ def test_the_summary_names_failures_stopped_jobs_and_how_to_continue() -> None:
         interrupted=True,
     )
     err = io.StringIO()
-    _print_summary(stats, "read", 75, err)
+    print_summary(stats, "read", 75, err)
     lines = err.getvalue().splitlines()
     assert lines[:3] == [
         "s3lb import: 30 objects listed in the window: 5 read, 3 already done, 22 failed; "
