@@ -175,3 +175,44 @@ def test_a_failed_object_is_named_once_and_its_worker_is_not_restarted(
     assert err.count(f"  s3://{bucket}/prod-web/bad.log.gz: corrupt gzip") == 1
     assert "restarting" not in err and len(worker_pids(err)) == 2
     assert_exactly_once(fake_es, expected)
+
+
+def test_a_killed_supervisor_takes_its_workers_along_and_the_rerun_finishes_once(
+    aws: Aws, fake_es: FakeEs, tmp_path: Path
+) -> None:
+    bucket = aws.bucket()
+    lines = 2000
+    expected = put_objects(aws, bucket, 8, lines)
+    config = import_config(fake_es.url, f"s3://{bucket}/prod-web/", processes=2, object_workers=1)
+    fake_es.latency = 0.05
+    runner = s3lb(tmp_path, config, "import")
+    wait_until(lambda: len(worker_pids(runner.stderr)) == 2, 30, "two workers")
+    pids = list(worker_pids(runner.stderr).values())
+    wait_until(lambda: len(fake_es.docs) >= lines, 60, "objects under way")
+    runner.kill()  # SIGKILL the supervisor only: its workers drain and exit
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_until(lambda: all(gone(pid) for pid in pids), 5 + 30, "the workers to exit")
+    assert runner.stderr.count("supervisor gone; stopping") == 2
+
+    fake_es.latency = 0
+    status, _, err = s3lb(tmp_path, config, "import").finish()
+    assert status == 0, err
+    assert_exactly_once(fake_es, expected)
+
+
+def test_share_is_not_for_users_and_processes_must_be_a_count(tmp_path: Path) -> None:
+    config = tmp_path / "s3lb.yml"
+    config.write_text(import_config("http://127.0.0.1:9", "s3://b/p/"))
+    run = [sys.executable, "-m", "s3lb", "-c", str(config), "import"]
+    refused = subprocess.run([*run, "--share", "1/2"], capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert "--share is for s3lb's own import worker processes" in refused.stderr
+    refused = subprocess.run([*run, "--processes", "0"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "expected auto or 1 to" in refused.stderr
