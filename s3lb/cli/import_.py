@@ -117,10 +117,15 @@ def _processes(text: str) -> int | str:
 
 def _cmd_import(args: argparse.Namespace) -> int:
     telemetry = Telemetry()
-    link = WorkerLink.from_environ()
-    if (args.share is None) != (link is None):
-        raise ConfigError("--share is for s3lb's own import worker processes", "--share")
-    share = None if args.share is None else Share.parse(args.share)
+    link = share = None
+    if args.share is not None:  # a worker process: its supervisor set its environment
+        link = WorkerLink.from_environ()
+        if link is None:
+            raise ConfigError("--share is for s3lb's own import worker processes", "--share")
+        try:
+            share = Share.parse(args.share)
+        except ValueError as exc:
+            raise ConfigError(str(exc), "--share") from None
     config = load_config(args) if link is None else None
     options = ImportOptions(
         since=args.since,
