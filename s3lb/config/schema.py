@@ -27,6 +27,7 @@ import msgspec
 import yaml
 
 from s3lb.config.checks import check_config
+from s3lb.config.cores import usable_cores
 from s3lb.errors import ConfigError
 
 __all__ = [
@@ -137,14 +138,15 @@ class Settings(_Base, frozen=True):
     #: How long finished objects are remembered (a repeated notification is a no-op).
     done_retention: Duration = Duration(7 * 86400)
     checkpoint: CheckpointSettings = CheckpointSettings()
-    #: Worker processes of ``run`` and ``import``: ``auto`` (one per core this process may use) or
-    #: 1..:data:`MAX_PROCESSES`; 1 runs the pipeline in the main process, no supervisor.
-    processes: Annotated[int, msgspec.Meta(ge=1, le=MAX_PROCESSES)] | Literal["auto"] = 1
+    #: Worker processes of ``run`` and ``import``: ``auto`` (one per core this process
+    #: may use, see :mod:`s3lb.config.cores`) or 1..:data:`MAX_PROCESSES`; 1 runs the
+    #: pipeline in the main process, no supervisor.
+    processes: Annotated[int, msgspec.Meta(ge=1, le=MAX_PROCESSES)] | Literal["auto"] = "auto"
 
     def process_count(self) -> int:
         """How many processes ``processes`` means on this host."""
         if self.processes == "auto":
-            return max(1, min(len(os.sched_getaffinity(0)), MAX_PROCESSES))
+            return min(usable_cores()[0], MAX_PROCESSES)
         return self.processes
 
 

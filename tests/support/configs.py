@@ -15,8 +15,11 @@ from typing import Any
 
 __all__ = ["ES_DEFAULTS", "SETTINGS_DEFAULTS", "s3_input", "s3lb_config", "sqs_input"]
 
-#: ``s3lb.*`` keys every test daemon gets unless told otherwise.
-SETTINGS_DEFAULTS: dict[str, Any] = {"shutdown_timeout": "5s", "wait_time": "1s"}
+#: ``s3lb.*`` keys every test daemon gets unless told otherwise. ``processes: 1``: a
+#: test means one process unless it says ``processes=2`` (the default, ``auto``, would
+#: make the meaning and the time of a test depend on the cores of the machine); pass
+#: ``processes=None`` for the default.
+SETTINGS_DEFAULTS: dict[str, Any] = {"shutdown_timeout": "5s", "wait_time": "1s", "processes": 1}
 #: ``output.elasticsearch.*`` keys every test daemon gets unless told otherwise.
 ES_DEFAULTS: dict[str, Any] = {
     "index": "alb-%{+yyyy.MM.dd}",

@@ -14,6 +14,7 @@ import pytest
 
 from s3lb.cli.workers import Report, worker_index
 from s3lb.config import loads
+from s3lb.config.cores import usable_cores
 from s3lb.errors import ConfigError
 from s3lb.metrics import make_registry
 from s3lb.telemetry import Telemetry, TelemetrySnapshot, merge_snapshots, tag_logs
@@ -27,14 +28,11 @@ def test_processes_takes_a_count(value: str, count: int) -> None:
     assert config.settings.process_count() == count
 
 
-def test_processes_auto_is_the_cores_this_process_may_use() -> None:
-    config, _ = loads("s3lb: {processes: auto}" + OUT)
-    assert config.settings.process_count() == min(len(os.sched_getaffinity(0)), 64)
-
-
-def test_processes_defaults_to_one() -> None:
-    config, _ = loads("s3lb: {}" + OUT)
-    assert config.settings.process_count() == 1
+@pytest.mark.parametrize("text", ["s3lb: {processes: auto}", "s3lb: {}"])
+def test_processes_auto_and_by_default_is_the_cores_this_process_may_use(text: str) -> None:
+    config, _ = loads(text + OUT)
+    assert config.settings.process_count() == min(usable_cores()[0], 64)
+    assert 1 <= config.settings.process_count() <= len(os.sched_getaffinity(0))
 
 
 @pytest.mark.parametrize("value", ["0", "65", "-1", "many", "1.5"])
