@@ -21,7 +21,9 @@ Then the supervisor:
 
 A worker that finds the store damaged exits with
 :data:`~s3lb.cli.workers.STORE_CORRUPT`: the supervisor stops them all and exits 1, so
-that the next start (systemd's ``Restart=``) moves the store aside.
+that the next start (systemd's ``Restart=``) moves the store aside. So it does when a
+worker exits 1 (its one line names an error a restart cannot fix: the store or the disk
+full, a configuration refused): as one process would, not in a restart loop.
 """
 
 from __future__ import annotations
@@ -103,7 +105,14 @@ class Supervisor:
                 return
             if status == STORE_CORRUPT:
                 self.own.error("a worker found the checkpoint store damaged; stopping all")
-                self.fail(1)
+                self.fail(Exit.FAILED)
+                return
+            if status == Exit.FAILED:  # its one line says why (a full store, a full disk…)
+                self.own.error(
+                    "a worker stopped on an error a restart cannot fix; stopping all",
+                    worker=slot.index,
+                )
+                self.fail(Exit.FAILED)
                 return
             if trio.current_time() - began > 60:
                 delay = 1.0

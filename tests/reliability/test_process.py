@@ -305,27 +305,39 @@ def test_r17_a_corrupt_store_is_quarantined_loudly_and_delivery_goes_on(
     assert fake_es.item_statuses[409] > 0
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_r17_a_full_store_stops_the_daemon_with_the_fix_not_a_crash_loop(
-    aws: Aws, fake_es: FakeEs, tmp_path: Path
+    aws: Aws, fake_es: FakeEs, tmp_path: Path, processes: int
 ) -> None:
     """R17 map full: a store too small for its objects stops the daemon with exit 1
     and a message naming ``checkpoint.map_size`` and ``s3lb state``; nothing committed
-    is lost, and with a bigger map the next run finishes the job (I1, I2)."""
+    is lost, and with a bigger map the next run finishes the job (I1, I2). With two
+    processes the worker that finds it full stops them all (it used to be restarted,
+    and to fill the store again, until the test timed out)."""
     corpus = generate(171, formats=["alb"], objects=120, records=(1, 3))
     queue = aws.queue(VisibilityTimeout=2)
     bucket = aws.bucket()
     upload(aws, bucket, corpus)
     notify(aws, queue, corpus.objects, per_message=1)
     state_dir = tmp_path / "state"
-    small = daemon_config(state_dir, [queue], fake_es.url, checkpoint={"map_size": 64 * 1024})
+    small = daemon_config(
+        state_dir, [queue], fake_es.url, processes=processes, checkpoint={"map_size": 64 * 1024}
+    )
     with S3lbProcess(tmp_path, small) as runner:
         runner.start()
         assert runner.wait(60) == 1, runner.log[-3000:]
         assert "is full" in runner.log and "checkpoint.map_size" in runner.log
         assert "s3lb state" in runner.log
         assert "Traceback" not in runner.log
+        assert "worker process died; restarting" not in runner.log  # no restart loop
         runner.config_path.write_text(
-            daemon_config(state_dir, [queue], fake_es.url, checkpoint={"map_size": 1 << 24})
+            daemon_config(
+                state_dir,
+                [queue],
+                fake_es.url,
+                processes=processes,
+                checkpoint={"map_size": 1 << 24},
+            )
         )
         runner.start(wait=True)
         wait_until(lambda: aws.counts(queue) == (0, 0), 60, "the rest")
