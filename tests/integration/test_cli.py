@@ -311,6 +311,7 @@ def test_run_creates_a_missing_output_directory_and_writes_there(
     out = tmp_path / "out" / "logs" / "events.ndjson"
     wait_until(lambda: out.exists() and len(out.read_text().splitlines()) == 5, 30, "events")
     assert "output=file path=./out/logs/events.ndjson" in run.log
+    assert "worker processes: 1 (auto: output.file is written by one process)" in run.log
     assert run.stop() == 0, run.log
     assert "Traceback" not in run.log
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from s3lb.config.cores import usable_cores
 from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
 from tests.reliability.corpus import Corpus, generate
@@ -60,12 +61,13 @@ def check_once(corpus: Corpus, es: FakeEs) -> None:
 def setup(
     aws: Aws, tmp_path: Path, cluster: FakeEs, objects: int, records: tuple[int, int], **kw: Any
 ) -> tuple[Corpus, str, S3lbProcess]:
-    """A corpus of ALB objects in moto, a queue, and a runner with ``processes: 2``."""
+    """A corpus of ALB objects in moto, a queue, and a runner with ``processes: 2``
+    (unless ``kw`` says otherwise)."""
     corpus = generate(4242, formats=["alb"], objects=objects, records=records, gzip_ratio=0.5)
     queue = aws.queue(VisibilityTimeout=3)
     bucket = aws.bucket()
     upload(aws, bucket, corpus)
-    config = daemon_config(tmp_path / "state", [queue], cluster.url, processes=2, **kw)
+    config = daemon_config(tmp_path / "state", [queue], cluster.url, **{"processes": 2, **kw})
     return corpus, queue, S3lbProcess(tmp_path, config)
 
 
@@ -218,3 +220,56 @@ def test_a_store_found_corrupt_by_a_worker_stops_all_and_the_next_start_sets_it_
     (quarantine,) = (tmp_path / "state").glob("quarantine-*")
     assert (quarantine / "REASON").read_text().strip()
     check_once(corpus, fake_es)
+
+
+def test_without_processes_run_starts_one_worker_per_usable_core(
+    aws: Aws, fake_es: FakeEs, tmp_path: Path
+) -> None:
+    """The default is ``auto``: the cores this process may use (its affinity capped by a
+    cgroup CPU quota), said at start; one on a one-core machine, with no supervisor."""
+    count = min(usable_cores()[0], 64)
+    corpus, queue, runner = setup(aws, tmp_path, fake_es, 4, (20, 50), processes=None)
+    with runner:
+        runner.start(wait=True)
+        assert f"worker processes: {count} (auto: " in runner.log, runner.log
+        if count > 1:
+            line = f"every worker process is running processes={count}"
+            wait_until(lambda: line in runner.log, 60, "every worker")
+        notify(aws, queue, corpus.objects)
+        wait_until(lambda: aws.counts(queue) == (0, 0), 60, "the queue to empty")
+        assert runner.terminate(60) == 0, runner.log
+    assert runner.log.count("s3lb is running") == count
+    check_once(corpus, fake_es)
+
+
+def test_s3lb_state_shows_the_objects_in_flight_in_both_workers(
+    aws: Aws, fake_es: FakeEs, tmp_path: Path
+) -> None:
+    """Two big objects, one message each, and one message in flight per worker
+    (``max_inflight_messages: 1``): each worker reads one. ``s3lb state`` during the
+    run shows both in progress, read from the one store both write."""
+    corpus, queue, runner = setup(
+        aws,
+        tmp_path,
+        fake_es,
+        2,
+        (4000, 5000),
+        max_inflight_messages=1,
+        es={"bulk_max_size": 100},
+    )
+    fake_es.latency = 0.2
+    keys = {o.key for o in corpus.objects}
+
+    def in_progress() -> set[str]:
+        objects = state_json(runner.config_path)["objects"]
+        return {o["key"] for o in objects if o["status"] == "in_progress" and o["acked"] > 0}
+
+    with runner:
+        runner.start(wait=True)
+        runner.wait_for("every worker process is running", 60)
+        notify(aws, queue, corpus.objects, per_message=1)
+        wait_until(lambda: in_progress() == keys, 60, "both objects in progress at once")
+        wait_until(lambda: aws.counts(queue) == (0, 0), 120, "the queue to empty")
+        assert runner.terminate(60) == 0, runner.log
+    check_once(corpus, fake_es)
+    assert {o["key"] for o in state_json(runner.config_path)["objects"]} == keys

@@ -56,6 +56,22 @@ def test_run_refuses_a_bad_processes_with_exit_2_and_one_line(tmp_path: Path) ->
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
+def test_run_refuses_several_processes_writing_one_output_file(tmp_path: Path) -> None:
+    (tmp_path / "s3lb.yml").write_text("s3lb: {processes: 2}" + OUT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "s3lb", "run", "-c", str(tmp_path / "s3lb.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "s3lb run: configuration error: s3lb.processes: output.file is written by one"
+        " process: set it to 1 or auto"
+    )
+
+
 def test_snapshots_sum_counters_gauges_and_histograms() -> None:
     a, b = Telemetry(), Telemetry()
     a.count("events_indexed", 5)
