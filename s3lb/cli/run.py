@@ -54,15 +54,18 @@ def _run(args: argparse.Namespace) -> int:
         return _run_worker(args, link, telemetry)
     config = load_config(args)
     count, why = _process_count(config)
-    telemetry.info(f"worker processes: {count} ({why})")
     # One daemon per state_dir: this process holds the lock for its lifetime, and its
     # worker processes inherit it (s3lb/checkpoint/lock.py).
+    # Said once the store opened: a refusal before that stays one line.
+    said = f"worker processes: {count} ({why})"
     with lock_state_dir(config.settings.state_dir) as lock:
         if count == 1:
-            return run_trio(serve, config, telemetry)
+            return run_trio(
+                functools.partial(serve, on_ready=lambda: telemetry.info(said)), config, telemetry
+            )
         from s3lb.cli.supervisor import supervise
 
-        run = functools.partial(supervise, lock=lock)
+        run = functools.partial(supervise, lock=lock, said=said)
         return run_trio(run, config, telemetry, count, _worker_argv(args))
 
 

@@ -186,9 +186,11 @@ async def supervise(
     *,
     notifier: Notifier | None = None,
     lock: StateLock | None = None,
+    said: str = "",
 ) -> int:
     """Run ``count`` workers (``python -m s3lb *argv``) until a signal; the exit status.
-    ``lock``: the state_dir lock held by this process, which the workers inherit."""
+    ``lock``: the state_dir lock held by this process, which the workers inherit;
+    ``said``: the line that says how many and why, logged once the store is checked."""
     notifier = Notifier() if notifier is None else notifier
     await trio.to_thread.run_sync(check_store, config, telemetry)
     sup = Supervisor(config, telemetry, count, argv, lock)
@@ -204,7 +206,7 @@ async def supervise(
                 nursery.start_soon(_report_status, sup, notifier)
             nursery.start_soon(_announce, sup, notifier)
             nursery.start_soon(_deadline, sup, config.settings.shutdown_timeout)
-            telemetry.info("starting worker processes", processes=count)
+            telemetry.info(said or f"worker processes: {count}")
             async with trio.open_nursery() as workers:
                 for slot in sup.slots:
                     workers.start_soon(sup.run_slot, slot)

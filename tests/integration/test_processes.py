@@ -231,7 +231,7 @@ def test_without_processes_run_starts_one_worker_per_usable_core(
     corpus, queue, runner = setup(aws, tmp_path, fake_es, 4, (20, 50), processes=None)
     with runner:
         runner.start(wait=True)
-        assert f"worker processes: {count} (auto: " in runner.log, runner.log
+        runner.wait_for(f"worker processes: {count} (auto: ")
         if count > 1:
             line = f"every worker process is running processes={count}"
             wait_until(lambda: line in runner.log, 60, "every worker")

@@ -25,11 +25,13 @@ from tests.support.helpers import ALB, ALB_LINES, event_record, expected_ids, wa
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("processes", [1, 2])
 def test_a_second_daemon_on_the_same_state_dir_exits_1_naming_the_dir_and_the_holder(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess], tmp_path: Path
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess], tmp_path: Path, processes: int
 ) -> None:
+    """With two processes the supervisor holds the lock for its workers."""
     queue, _bucket = aws.quiet_queue()
-    text = config(queues=[queue], es_url=fake_es.url)
+    text = config(queues=[queue], es_url=fake_es.url, processes=processes)
     first = daemon(text)
     second = subprocess.run(
         [sys.executable, "-m", "s3lb", "run", "-c", str(tmp_path / "s3lb.yml")],

@@ -101,8 +101,9 @@ def test_every_line_is_indexed_once_in_its_day_and_the_queue_empties(
     assert "s3lb stopped" in run.log
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_nothing_is_deleted_while_the_cluster_is_down_then_everything_arrives(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess]
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess], processes: int
 ) -> None:
     queue, bucket = aws.quiet_queue()
     fake_es.down = "503"
@@ -111,7 +112,7 @@ def test_nothing_is_deleted_while_the_cluster_is_down_then_everything_arrives(
         key = f"prod-web/{i}.log.gz"
         expected |= expected_ids(bucket, key, aws.put(bucket, key, ALB, compress=True), ALB_LINES)
 
-    run = daemon(config(queues=[queue], es_url=fake_es.url))
+    run = daemon(config(queues=[queue], es_url=fake_es.url, processes=processes))
     wait_until(lambda: "cluster unavailable" in run.log, 20, "the outage to be noticed")
     time.sleep(2)  # several retries happen meanwhile
     visible, in_flight = aws.counts(queue)
@@ -126,8 +127,9 @@ def test_nothing_is_deleted_while_the_cluster_is_down_then_everything_arrives(
     assert "cluster available again" in run.log
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_bad_inputs_are_logged_kept_for_redrive_and_the_daemon_keeps_running(
-    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess]
+    aws: Aws, fake_es: FakeEs, daemon: Callable[..., S3lbProcess], processes: int
 ) -> None:
     dlq = aws.queue()
     queue = aws.queue(
@@ -144,7 +146,7 @@ def test_bad_inputs_are_logged_kept_for_redrive_and_the_daemon_keeps_running(
     for key in ("prod-web/corrupt.log.gz", "prod-web/missing.log.gz"):
         aws.send(queue, {"Records": [event_record(bucket, key, "", key)]})
 
-    run = daemon(config(queues=[queue], es_url=fake_es.url))
+    run = daemon(config(queues=[queue], es_url=fake_es.url, processes=processes))
     wait_until(lambda: aws.counts(dlq)[0] == 3, 30, "three poison messages in the DLQ")
     assert "message cannot be decoded; left for the queue's redrive policy" in run.log
     assert "malformed" in run.log

@@ -253,8 +253,9 @@ def test_r11_s3_connection_resets_through_a_proxy_lose_and_double_nothing(
 # -- R16 --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_r16_a_401_cluster_sends_every_message_to_the_dlq_via_max_hold(
-    aws: Aws, fake_es: FakeEs, tmp_path: Path
+    aws: Aws, fake_es: FakeEs, tmp_path: Path, processes: int
 ) -> None:
     """R16 with moto's redrive policy: the cluster refuses every request with 401: no
     document, no dead letter, no delete; messages are released after ``max_hold`` and
@@ -269,7 +270,9 @@ def test_r16_a_401_cluster_sends_every_message_to_the_dlq_via_max_hold(
     upload(aws, bucket, corpus)
     notify(aws, queue, corpus.objects)
     fake_es.down = "401"
-    config = daemon_config(tmp_path / "state", [queue], fake_es.url, max_hold="1s")
+    config = daemon_config(
+        tmp_path / "state", [queue], fake_es.url, max_hold="1s", processes=processes
+    )
     with S3lbProcess(tmp_path, config) as runner:
         runner.start(wait=True)
         wait_until(lambda: aws.counts(dlq)[0] == 4, 60, "every message in the DLQ")
@@ -367,8 +370,9 @@ def _umount(path: Path) -> None:
     subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_r17_a_read_only_state_dir_is_a_clear_error_and_never_quarantined(
-    aws: Aws, fake_es: FakeEs, tmp_path: Path
+    aws: Aws, fake_es: FakeEs, tmp_path: Path, processes: int
 ) -> None:
     """R17 read-only: state_dir on a read-only filesystem (a tmpfs mounted ro, which
     binds root too): exit 1 with ``cannot use the checkpoint store`` and the fix, no
@@ -378,7 +382,8 @@ def test_r17_a_read_only_state_dir_is_a_clear_error_and_never_quarantined(
         pytest.skip("needs root and mount -t tmpfs (a read-only filesystem binds root too)")
     try:
         queue = aws.queue()
-        with S3lbProcess(tmp_path, daemon_config(state_dir, [queue], fake_es.url)) as runner:
+        config = daemon_config(state_dir, [queue], fake_es.url, processes=processes)
+        with S3lbProcess(tmp_path, config) as runner:
             runner.start()
             assert runner.wait(60) == 1, runner.log
         assert "cannot use the checkpoint store" in runner.log and "writable" in runner.log
