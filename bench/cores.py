@@ -1,11 +1,13 @@
 """Every core: 1M ALB lines in 20 gzip objects drained by ``s3lb run`` with
-``processes: N`` (N = the cores this process may use) against ``processes: 1``.
+``processes: N`` (N = the cores this process may use, as ``processes: auto`` counts
+them) against ``processes: 1``.
 Target: ≥ 1.7× on 2 cores.
 
 Run: ``.venv/bin/python bench/cores.py [--quick] [--lines N] [--processes N]``
 
-- S3 and SQS: bench/_fakeaws.py (a process of its own, no added latency); the cluster:
-  bench/_sink.py, a null bulk endpoint acknowledging every item (its own process).
+- S3 and SQS: tests/fakes/fast_aws.py (a process of its own, no added latency); the
+  cluster: tests/fakes/null_sink.py, a null bulk endpoint acknowledging every item (its
+  own process).
 - The lines are those of tests/data/formats/alb.log, repeated (``_id`` s come from the
   key and the line's position, so every event is distinct); one gzip body is uploaded
   under 20 keys.
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _harness as h
+
+from s3lb.config.cores import usable_cores
 
 OBJECTS = 20
 
@@ -55,7 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lines", type=int, default=1_000_000, help="lines in all (1M)")
     ap.add_argument("--quick", action="store_true", help="200k lines")
-    ap.add_argument("--processes", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--processes", type=int, default=usable_cores()[0])
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     if args.quick:
@@ -113,8 +116,8 @@ def main() -> None:
             row["x 1 process"] = row["events/s"] / base
         print()
         print(
-            f"{total:,} ALB lines in {OBJECTS} gzip objects; S3/SQS: bench/_fakeaws.py, "
-            f"cluster: null sink; {len(os.sched_getaffinity(0))} cores available "
+            f"{total:,} ALB lines in {OBJECTS} gzip objects; S3/SQS: tests/fakes/fast_aws.py, "
+            f"cluster: tests/fakes/null_sink.py; {usable_cores()[1]} available "
             f"(shared by s3lb, the fake AWS and the sink)"
         )
         h.table(rows, ["run", "seconds", "events/s", "x 1 process", "s3lb cpu s", "items acked"])
