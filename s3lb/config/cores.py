@@ -88,7 +88,7 @@ def _upwards(base: Path, path: str) -> Iterator[Path]:
     folder = base / path.strip("/")
     while True:
         yield folder
-        if folder == base:
+        if folder in (base, folder.parent):
             return
         folder = folder.parent
 

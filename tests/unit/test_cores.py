@@ -83,5 +83,5 @@ def test_cgroup_v1_cfs_quotas_are_read_too(tmp_path: Path) -> None:
 
 def test_no_cgroup_files_mean_no_cap(tmp_path: Path) -> None:
     assert read_quotas(tmp_path / "none", tmp_path / "missing") == []
-    write(tmp_path / "self", "garbage\n0::/a")
+    write(tmp_path / "self", "garbage\n0::/a\n0::/../../outside")  # outside its namespace
     assert read_quotas(tmp_path / "none", tmp_path / "self") == []
