@@ -35,13 +35,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-import msgspec
 import trio
 
 from s3lb.aws.s3 import ListedObject
 from s3lb.aws.session import AwsSession
 from s3lb.checkpoint.lock import lock_state_dir
 from s3lb.cli.common import load_config, run_trio
+from s3lb.cli.processes import process_count
 from s3lb.cli.workers import WorkerLink
 from s3lb.config import Config
 from s3lb.config.schema import MAX_PROCESSES
@@ -144,10 +144,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     assert config is not None
     if options.dry_run:  # reads no checkpoint, writes nothing
         return run_trio(_main, config, telemetry, options)
-    settings = config.settings
-    if args.processes is not None:
-        settings = msgspec.structs.replace(settings, processes=args.processes)
-    count = settings.process_count()
+    count, _why = process_count(config, args.processes)
     with lock_state_dir(config.settings.state_dir) as lock:  # one daemon per state_dir
         if count == 1 or options.enqueue:  # --enqueue only lists and sends: one process
             return run_trio(_main, config, telemetry, options)

@@ -23,10 +23,12 @@ import trio
 from s3lb.checkpoint import open_store
 from s3lb.checkpoint.lock import StateLock
 from s3lb.cli.workers import REPORT_FD_ENV, WORKER_ENV
-from s3lb.config import Config
+from s3lb.config import Config, FileOutput
+from s3lb.config.cores import usable_cores
+from s3lb.errors import ConfigError
 from s3lb.telemetry import Telemetry
 
-__all__ = ["check_store", "read_reports", "send_order", "start_worker"]
+__all__ = ["check_store", "process_count", "read_reports", "send_order", "start_worker"]
 
 #: Environment variables that are the supervisor's alone (one sd_notify for the unit).
 _PRIVATE_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID")
@@ -114,3 +116,28 @@ async def read_reports(
                 except msgspec.DecodeError:
                     continue
                 on_report(report)
+
+
+def process_count(config: Config, processes: int | str | None = None) -> tuple[int, str]:
+    """How many processes ``run`` or ``import`` use, and why (for the start line):
+    ``processes`` (a command-line override) or ``s3lb.processes``. One process writes
+    ``output.file``: lines of several would interleave.
+
+    Raises:
+        ConfigError: ``processes`` above 1 with ``output.file``.
+    """
+    settings = config.settings
+    if processes is not None:
+        settings = msgspec.structs.replace(settings, processes=processes)
+    file_output = isinstance(config.sink, FileOutput)
+    if settings.processes != "auto":
+        if file_output and settings.processes > 1:
+            raise ConfigError(
+                "output.file is written by one process: set it to 1 or auto", "s3lb.processes"
+            )
+        return settings.processes, "s3lb.processes"
+    if file_output:
+        return 1, "auto: output.file is written by one process"
+    count = settings.process_count()
+    cores, why = usable_cores()
+    return count, f"auto: {why}" + ("" if cores == count else f", at most {count}")

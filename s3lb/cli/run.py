@@ -28,10 +28,10 @@ from s3lb.aws.session import AwsSession
 from s3lb.checkpoint import open_checkpoint_store
 from s3lb.checkpoint.lock import lock_state_dir
 from s3lb.cli.common import load_config, run_trio
+from s3lb.cli.processes import process_count
 from s3lb.cli.systemd import Notifier, run_watchdog
 from s3lb.cli.workers import STORE_CORRUPT, WorkerLink
-from s3lb.config import Config, FileOutput
-from s3lb.config.cores import usable_cores
+from s3lb.config import Config
 from s3lb.errors import CheckpointCorrupt, ConfigError
 from s3lb.pipeline.wiring import Clients, run_pipeline
 from s3lb.telemetry import Telemetry, tag_logs
@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     if link is not None:
         return _run_worker(args, link, telemetry)
     config = load_config(args)
-    count, why = _process_count(config)
+    count, why = process_count(config)
     # One daemon per state_dir: this process holds the lock for its lifetime, and its
     # worker processes inherit it (s3lb/checkpoint/lock.py).
     # Said once the store opened: a refusal before that stays one line.
@@ -67,28 +67,6 @@ def _run(args: argparse.Namespace) -> int:
 
         run = functools.partial(supervise, lock=lock, said=said)
         return run_trio(run, config, telemetry, count, _worker_argv(args))
-
-
-def _process_count(config: Config) -> tuple[int, str]:
-    """How many processes run here, and why (for the start line). One process writes
-    ``output.file``: lines of several would interleave.
-
-    Raises:
-        ConfigError: ``processes`` above 1 with ``output.file``.
-    """
-    settings = config.settings
-    file_output = isinstance(config.sink, FileOutput)
-    if settings.processes != "auto":
-        if file_output and settings.processes > 1:
-            raise ConfigError(
-                "output.file is written by one process: set it to 1 or auto", "s3lb.processes"
-            )
-        return settings.processes, "s3lb.processes"
-    if file_output:
-        return 1, "auto: output.file is written by one process"
-    count = settings.process_count()
-    cores, why = usable_cores()
-    return count, f"auto: {why}" + ("" if cores == count else f", at most {count}")
 
 
 def _worker_argv(args: argparse.Namespace) -> list[str]:

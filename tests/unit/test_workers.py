@@ -56,10 +56,23 @@ def test_run_refuses_a_bad_processes_with_exit_2_and_one_line(tmp_path: Path) ->
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
-def test_run_refuses_several_processes_writing_one_output_file(tmp_path: Path) -> None:
-    (tmp_path / "s3lb.yml").write_text("s3lb: {processes: 2}" + OUT)
+@pytest.mark.parametrize(
+    ("command", "config"),
+    [
+        (["run"], "s3lb: {processes: 2}"),
+        (
+            ["import", "--since", "1d"],
+            "s3lb: {inputs: [{type: s3, buckets: [b], log_format: alb}]}",
+        ),
+    ],
+)
+def test_run_and_import_refuse_several_processes_writing_one_output_file(
+    tmp_path: Path, command: list[str], config: str
+) -> None:
+    (tmp_path / "s3lb.yml").write_text(config + OUT)
+    extra = ["--processes", "2"] if command[0] == "import" else []
     proc = subprocess.run(
-        [sys.executable, "-m", "s3lb", "run", "-c", str(tmp_path / "s3lb.yml")],
+        [sys.executable, "-m", "s3lb", *command, *extra, "-c", str(tmp_path / "s3lb.yml")],
         capture_output=True,
         text=True,
         timeout=60,
@@ -67,7 +80,7 @@ def test_run_refuses_several_processes_writing_one_output_file(tmp_path: Path) -
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        "s3lb run: configuration error: s3lb.processes: output.file is written by one"
+        f"s3lb {command[0]}: configuration error: s3lb.processes: output.file is written by one"
         " process: set it to 1 or auto"
     )
 
