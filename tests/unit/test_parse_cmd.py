@@ -88,3 +88,20 @@ def test_a_closed_stdout_ends_parse_quietly(tmp_path: Path) -> None:
     process.stderr.close()
     assert process.wait(60) == 141
     assert stderr == b""
+
+
+def test_parse_starts_without_the_daemons_libraries() -> None:
+    """Start-up is part of every ``s3lb parse`` run: the AWS, HTTP, event-loop, store and
+    YAML libraries stay unloaded, with common options before the command too."""
+    args = ["--log-level", "warning", "parse", "-f", "alb", str(SEED / "alb.log")]
+    code = (
+        "import sys\n"
+        "from s3lb.cli.main import main\n"
+        f"status = main({args!r})\n"
+        "loaded = {name.split('.')[0] for name in sys.modules}\n"
+        "heavy = {'trio', 'httpx', 'botocore', 'lmdb', 'yaml'}\n"
+        "print(status, sorted(loaded & heavy), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert len(result.stdout.splitlines()) == 5
+    assert result.stderr == b"0 []\n"
