@@ -23,7 +23,11 @@ wall-clock time and the best CPU time of the child (user + system, from ``os.wai
 are kept. The RATIO is naive CPU / s3lb CPU: on a shared machine CPU time is what one
 core spends, wall-clock also counts waiting for a core (printed as information). Both
 start a fresh interpreter: start-up (imports) is part of what is measured. Before
-timing, a 1,000-line run of each checks that both print one document per line.
+timing, a 1,000-line run of each checks that both print one document per line. After
+the table, where the CPU of ``s3lb parse`` goes per line: read, frame, parse, encode
+and write run in the bench process on the same core, a piece of text at a time as in
+``parse_stream``, and start-up is the CPU of a whole process on an empty file
+(information; measured apart from the table, so its sum differs a little).
 
 **In-process (information).** Every number is one core, one process: raw line bytes in,
 JSON document bytes out.
@@ -253,15 +257,66 @@ def whole_process(lines: int, repeats: int) -> float:
                         min(run.wall, old.wall if old else run.wall),
                         min(run.cpu, old.cpu if old else run.cpu),
                     )
-    print(f"{'command':<22}{'wall s':>9}{'CPU s':>9}{'us/line':>9}{'lines/s':>12}")
-    for name, run in best.items():
-        print(
-            f"{name:<22}{run.wall:>9.2f}{run.cpu:>9.2f}{run.cpu / lines * 1e6:>9.2f}"
-            f"{lines / run.cpu:>12,.0f}"
-        )
-    ours, naive_run_ = best["s3lb parse"], best["naive regex script"]
-    print(f"wall-clock ratio naive/s3lb (information): {naive_run_.wall / ours.wall:.2f}x")
+        print(f"{'command':<22}{'wall s':>9}{'CPU s':>9}{'us/line':>9}{'lines/s':>12}")
+        for name, run in best.items():
+            print(
+                f"{name:<22}{run.wall:>9.2f}{run.cpu:>9.2f}{run.cpu / lines * 1e6:>9.2f}"
+                f"{lines / run.cpu:>12,.0f}"
+            )
+        ours, naive_run_ = best["s3lb parse"], best["naive regex script"]
+        print(f"wall-clock ratio naive/s3lb (information): {naive_run_.wall / ours.wall:.2f}x")
+        empty = Path(tmp) / "empty.log"
+        empty.write_bytes(b"")
+        with open(os.devnull, "wb") as devnull:
+            starts = [
+                run_pinned([*commands["s3lb parse"], str(empty)], core, devnull.fileno()).cpu
+                for _ in range(5)
+            ]
+        breakdown(data, lines, core, min(starts), ours.cpu)
     return naive_run_.cpu / ours.cpu
+
+
+def breakdown(path: Path, lines: int, core: int, startup: float, whole: float) -> None:
+    """Where the CPU of ``s3lb parse`` goes per line (information): its stages run here
+    on ``core``, a piece at a time as ``parse_stream`` runs them, and its start-up
+    (the CPU of a whole process on an empty file, best of 5)."""
+    from s3lb.pipeline.framing import LineCutter
+    from s3lb.pipeline.parsing import ObjectParser
+
+    clock, spent = time.process_time, [0.0] * 5
+    parser, cutter = ObjectParser("alb", str(path)), LineCutter()
+    encode_lines = msgspec.json.Encoder().encode_lines
+    affinity = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {core})
+    try:
+        with path.open("rb") as source, open(os.devnull, "wb") as out:
+            while True:
+                t0 = clock()
+                chunk = source.read(256 * 1024)  # parse_stream's reads
+                t1 = clock()
+                if not chunk:
+                    break
+                position = cutter.next_position
+                pieces = cutter.lines(chunk) or []
+                t2 = clock()
+                docs, _ = parser.parse_lines(pieces, position)
+                t3 = clock()
+                data = encode_lines(docs)
+                t4 = clock()
+                out.write(data)
+                t5 = clock()
+                for i, (a, b) in enumerate(((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5))):
+                    spent[i] += b - a
+                del chunk, pieces, docs, data  # freed before the next piece, as there
+    finally:
+        os.sched_setaffinity(0, affinity)
+    stages = ["read", "frame", "parse", "encode", "write"]
+    rows = [*zip(stages, spent, strict=True), ("startup (empty file)", startup)]
+    print("s3lb parse, CPU per line by stage (stages in-process):")
+    for name, seconds in rows:
+        print(f"  {name:<22}{seconds / lines * 1e6:>7.2f} us")
+    total = sum(spent) + startup
+    print(f"  {'sum':<22}{total / lines * 1e6:>7.2f} us (whole process: {whole / lines * 1e6:.2f})")
 
 
 def in_process(quick: bool) -> None:
