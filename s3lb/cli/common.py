@@ -1,5 +1,9 @@
 """What every command shares: exit codes, the common options, loading the
-configuration, durations, secret masking, and trio with readable errors."""
+configuration, durations, secret masking, and trio with readable errors.
+
+The configuration loader and trio are imported when first used: ``s3lb parse`` needs
+neither, and starts faster without them.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,12 @@ import argparse
 import re
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import trio
-
-from s3lb.config import Config, load, parse_duration
 from s3lb.errors import S3lbError
-from s3lb.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from s3lb.config import Config
 
 __all__ = [
     "COMMON_DEFAULTS",
@@ -78,6 +81,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
 
 def duration(text: str) -> float:
     """An argparse type: ``5s``, ``1m``, ``250ms``, ``2h``, ``1d`` or seconds."""
+    from s3lb.config import parse_duration
+
     try:
         return float(parse_duration(text))
     except ValueError:
@@ -94,6 +99,9 @@ def load_config(
     Raises:
         ConfigError: the file cannot be read or is invalid.
     """
+    from s3lb.config import load
+    from s3lb.telemetry import Telemetry
+
     config, warnings = load(args.config)
     for warning in warnings:
         if on_warning is None:
@@ -137,6 +145,8 @@ _T = TypeVar("_T")
 
 def run_trio(fn: Callable[..., Awaitable[_T]], *args: Any) -> _T:
     """``trio.run``, with the error to report taken out of exception groups."""
+    import trio
+
     try:
         return trio.run(fn, *args)
     except BaseExceptionGroup as group:

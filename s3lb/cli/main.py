@@ -10,13 +10,13 @@ could not be reached); 2 an invalid option or configuration; 70 a bug in s3lb;
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
 from collections.abc import Sequence
 
 from s3lb import __version__
-from s3lb.cli import check, demo, import_, parse, replay, run, setup, state
 from s3lb.cli.common import COMMON_DEFAULTS, Exit, add_common_options, redact_text, unwrap
 from s3lb.cli.common import run_trio as run_trio
 from s3lb.cli.helptext import HelpFormatter, Subcommands
@@ -25,9 +25,23 @@ from s3lb.telemetry import configure_logging
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-#: Every command, in the order ``s3lb --help`` lists them. Each module registers its
-#: subcommand with ``add_parser(commands)`` and sets ``func(args) -> exit status``.
-COMMANDS = (run, import_, check, state, setup, replay, parse, demo)
+#: Every command, in the order ``s3lb --help`` lists them, and its module in
+#: ``s3lb.cli``, which registers it with ``add_parser(commands)`` and sets
+#: ``func(args) -> exit status``. Only the module of the command given is imported
+#: (``s3lb parse`` starts without the AWS, HTTP and event-loop libraries).
+COMMANDS = {
+    "run": "run",
+    "import": "import_",
+    "check": "check",
+    "state": "state",
+    "setup": "setup",
+    "replay-dead-letter": "replay",
+    "parse": "parse",
+    "demo": "demo",
+}
+#: The options ``s3lb`` takes before a command, with their value apart or attached.
+_VALUED = ("-c", "--config", "--log-level", "--log-format")
+_ATTACHED = ("-c", "--config=", "--log-level=", "--log-format=")
 
 _EPILOG = """exit status: 0 success; 1 a command's own failure (a check failed, an object
 or record could not be processed, the cluster or AWS could not be reached); 2 an
@@ -37,8 +51,9 @@ closed by its reader.
 s3lb COMMAND --help describes each command."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``s3lb`` and of every command of :data:`COMMANDS`."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``s3lb`` and of every command of :data:`COMMANDS` (or only of
+    ``command``)."""
     parser = argparse.ArgumentParser(
         prog="s3lb",
         description="Ship AWS logs from S3 (announced on SQS) to Elasticsearch/OpenSearch.",
@@ -51,15 +66,32 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", help="one of these:"
     )
     table = Subcommands(commands)
-    for command in COMMANDS:
-        command.add_parser(table)
+    for name, module in COMMANDS.items():
+        if command is None or name == command:
+            importlib.import_module(f"s3lb.cli.{module}").add_parser(table)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` runs, when only common options come before it; ``None``
+    for anything else (``--help``, an abbreviated option, no or an unknown command):
+    then every command's parser is built, to list them or say what is wrong."""
+    args = iter(argv)
+    for arg in args:
+        if arg in _VALUED:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+        elif not arg.startswith(_ATTACHED):
+            return None
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``s3lb`` console script."""
     try:
-        args = build_parser().parse_args(argv)
+        words = sys.argv[1:] if argv is None else argv
+        args = build_parser(_command_of(words)).parse_args(words)
     except BrokenPipeError:  # --help or a usage message into a closed pipe
         return _quiet_stdout()
     for name, value in COMMON_DEFAULTS.items():

@@ -12,6 +12,7 @@ import argparse
 import os
 import re
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
@@ -20,7 +21,7 @@ import msgspec
 from s3lb.cli.common import Exit
 from s3lb.errors import ObjectCorrupt
 from s3lb.formats import FORMATS, ParseError
-from s3lb.pipeline.framing import DEFAULT_MAX_LINE_BYTES, Decompressor
+from s3lb.pipeline.framing import DEFAULT_MAX_LINE_BYTES, Decompressor, RawRecord
 from s3lb.pipeline.parsing import ObjectCutter, ObjectParser, ParseFailure, UnknownFormat
 
 __all__ = ["add_parser", "parse_stream"]
@@ -126,29 +127,47 @@ def _file_time(stream: BinaryIO) -> str:
 
 def parse_stream(source: BinaryIO, parser: ObjectParser, out: BinaryIO, err: Any) -> int:
     """Write one JSON line per event of ``source`` to ``out``; report failures to
-    ``err``; return how many records failed."""
-    encoder = msgspec.json.Encoder()
+    ``err``; return how many records failed.
+
+    Lines are cut, parsed and encoded a piece of text at a time (one write each); the
+    head of the text, a format with its own framing and a piece holding an oversize
+    line go record by record."""
+    encode_lines = msgspec.json.Encoder().encode_lines
     decompressor = Decompressor()
     cutter = ObjectCutter(parser)
     failures = 0
 
-    def emit(records: Any) -> None:
+    def report(position: int, failure: ParseFailure) -> None:
         nonlocal failures
-        lines = []
+        failures += 1
+        err.write(f"line {position}: {failure.kind}: {failure.reason}\n")
+
+    def emit(records: Iterable[RawRecord]) -> None:
+        docs = []
         for record in records:
             result = parser.parse(record)
             if isinstance(result, ParseFailure):
-                failures += 1
-                err.write(f"line {record.position}: {result.kind}: {result.reason}\n")
+                report(record.position, result)
             elif result is not None:
-                lines.append(encoder.encode(result) + b"\n")
-        out.write(b"".join(lines))
+                docs.append(result)
+        out.write(encode_lines(docs))
+
+    def emit_text(text: bytes) -> None:
+        position = cutter.next_position
+        lines = cutter.lines(text)
+        if lines is None:
+            emit(cutter.feed(text))
+            return
+        docs, failed = parser.parse_lines(lines, position)
+        for at, failure in failed:
+            report(at, failure)
+        out.write(encode_lines(docs))
 
     while chunk := source.read(_CHUNK):
         for text in decompressor.feed(chunk):
-            emit(cutter.feed(text))
+            emit_text(text)
     for text in decompressor.close():
-        emit(cutter.feed(text))
+        emit_text(text)
     try:
         emit(cutter.close())
     except ParseError as exc:

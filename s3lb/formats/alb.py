@@ -194,7 +194,9 @@ def _fast(t: Sequence[str], n: int, raw: bool) -> Document:
         doc["target_group_arn"] = v
     if t[17]:
         doc["trace_id"] = t[17]
-    if n > MIN_FIELDS:
+    if n >= KNOWN_FIELDS:
+        _newer(t, doc)
+    elif n > MIN_FIELDS:
         values = t[MIN_FIELDS:KNOWN_FIELDS]
         doc.update(compress(zip(_NEWER_NAMES, values, strict=False), map(_KEEP.get, values, _TRUE)))
         priority = doc.get("matched_rule_priority")
@@ -209,6 +211,60 @@ def _fast(t: Sequence[str], n: int, raw: bool) -> Document:
         if cert is not None and cert[:4] != "arn:" and cert != "session-reused":
             raise ValueError
     return doc
+
+
+def _newer(t: Sequence[str], doc: dict[str, Any]) -> None:
+    """The fields AWS appended after the 18th, in a line that has them all: what the
+    loop over :data:`_NEWER` does for shorter lines, one field at a time (faster)."""
+    v = t[18]
+    if v != "-" and v:
+        doc["domain_name"] = v
+    v = t[19]
+    if v != "-" and v:
+        if v[:4] != "arn:" and v != "session-reused":
+            raise ValueError
+        doc["chosen_cert_arn"] = v
+    v = t[20]
+    if v != "-" and v:
+        i = doc["matched_rule_priority"] = int(v)
+        if not _INT32_MIN <= i <= _INT32_MAX:
+            raise ValueError
+    v = t[21]
+    if v != "-" and v:
+        doc["request_creation_time"] = iso_utc(v)
+    v = t[22]
+    if v != "-" and v:
+        doc["actions_executed"] = v
+    v = t[23]
+    if v != "-" and v:
+        doc["redirect_url"] = v
+    v = t[24]
+    if v != "-" and v:
+        doc["error_reason"] = v
+    v = t[25]
+    if v != "-" and v:
+        doc["target_port_list"] = v
+    v = t[26]
+    if v != "-" and v:
+        doc["target_status_code_list"] = v
+    v = t[27]
+    if v != "-" and v:
+        doc["classification"] = v
+    v = t[28]
+    if v != "-" and v:
+        doc["classification_reason"] = v
+    v = t[29]
+    if v != "-" and v:
+        doc["conn_trace_id"] = v
+    v = t[30]
+    if v != "-" and v:
+        doc["transformed_host"] = v
+    v = t[31]
+    if v != "-" and v:
+        doc["transformed_uri"] = v
+    v = t[32]
+    if v != "-" and v:
+        doc["request_transform_status"] = v
 
 
 def _careful(t: Sequence[str], n: int, raw: bool) -> Document:

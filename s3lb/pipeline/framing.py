@@ -10,7 +10,8 @@ one partial record.
   :class:`~s3lb.errors.ObjectCorrupt` at once, a truncated one at :meth:`close`.
 - :class:`LineCutter` splits text into lines across chunk boundaries, drops the
   ``\\r`` of CRLF endings, yields a last line that has no newline, and turns a line
-  longer than ``max_line_bytes`` into an ``oversize`` record without buffering it.
+  longer than ``max_line_bytes`` into an ``oversize`` record without buffering it;
+  :meth:`LineCutter.lines` cuts a whole piece of text into plain lines at once.
 - :class:`SplitterCutter` numbers the records of a format with its own framing
   (CloudTrail's ``Records`` array).
 """
@@ -183,6 +184,26 @@ class LineCutter(_Numbering):
                 yield self._emit(line[: self._max], len(line) + 1, oversize=True)
             else:
                 yield self._emit(line, len(line) + 1)
+
+    def lines(self, text: bytes) -> list[bytes] | None:
+        """The lines ``text`` completes, as plain bytes numbered from
+        :attr:`next_position` on (cut in C: no record per line), or ``None``, with
+        nothing taken, when one is oversize: then :meth:`feed` the same text."""
+        if self._preview is not None:
+            return None
+        partial = self._partial
+        pieces = text.split(b"\n")
+        if partial:
+            pieces[0] = b"".join((partial, pieces[0]))
+        rest = pieces.pop()
+        if len(rest) > self._max or (pieces and max(map(len, pieces)) > self._max):
+            return None
+        if b"\r" in text or partial[-1:] == b"\r":
+            pieces = [p[:-1] if p[-1:] == b"\r" else p for p in pieces]
+        self._offset += len(partial) + len(text) - len(rest)
+        self._position += len(pieces)
+        self._partial = bytearray(rest)
+        return pieces
 
     def _append(self, piece: bytes) -> None:
         if self._preview is not None:

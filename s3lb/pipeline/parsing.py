@@ -124,17 +124,47 @@ class ObjectParser:
             return None
         try:
             doc = parser.parse(record.raw)
-        except ParseError as exc:
-            return ParseFailure("parse_failed", exc.reason)
         except Exception as exc:
-            # A parser bug: the line is dead-lettered, not lost, and the object goes on.
-            if not self._bug_logged:
-                self._bug_logged = True
-                log.exception("parser error in %s at line %d", self.key, record.position)
-            return ParseFailure("parse_failed", f"parser error: {type(exc).__name__}: {exc}")
+            return self._failure(exc, record.position)
         if doc is not None and self.extra:
             doc.update(self.extra)
         return doc
+
+    def parse_lines(
+        self, lines: list[bytes], first_position: int
+    ) -> tuple[list[Document], list[tuple[int, ParseFailure]]]:
+        """:meth:`parse` for consecutive lines (none oversize) in one loop: their
+        documents in order, and each failure with its position."""
+        docs: list[Document] = []
+        failures: list[tuple[int, ParseFailure]] = []
+        if self._parser is None or self.extra:  # the first line, or fields to add
+            for i, raw in enumerate(lines, first_position):
+                result = self.parse(RawRecord(i, 0, raw))
+                if isinstance(result, ParseFailure):
+                    failures.append((i, result))
+                elif result is not None:
+                    docs.append(result)
+            return docs, failures
+        parse, keep = self._parser.parse, docs.append
+        for i, raw in enumerate(lines, first_position):
+            try:
+                doc = parse(raw)
+            except Exception as exc:
+                failures.append((i, self._failure(exc, i)))
+                continue
+            if doc is not None:
+                keep(doc)
+        return docs, failures
+
+    def _failure(self, exc: Exception, position: int) -> ParseFailure:
+        """What a parser's exception means for the record at ``position``."""
+        if isinstance(exc, ParseError):
+            return ParseFailure("parse_failed", exc.reason)
+        # A parser bug: the line is dead-lettered, not lost, and the object goes on.
+        if not self._bug_logged:
+            self._bug_logged = True
+            log.exception("parser error in %s at line %d", self.key, position)
+        return ParseFailure("parse_failed", f"parser error: {type(exc).__name__}: {exc}")
 
     def _open(self, first: bytes) -> RecordParser | None:
         if self.format is None:
@@ -182,6 +212,13 @@ class ObjectCutter:
             text, self._head = self._head, b""
             self._cutter = self._open(text)
         return self._cutter.feed(text)
+
+    def lines(self, text: bytes) -> list[bytes] | None:
+        """The lines ``text`` completes as plain bytes, numbered from
+        :attr:`next_position` on, when records are lines and none is oversize; else
+        ``None``, with nothing taken: then :meth:`feed` the same text."""
+        cutter = self._cutter
+        return cutter.lines(text) if isinstance(cutter, LineCutter) else None
 
     def close(self) -> Iterable[RawRecord]:
         """End of text: the remaining records (ParseError if a document is incomplete)."""

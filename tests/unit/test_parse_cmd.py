@@ -88,3 +88,42 @@ def test_a_closed_stdout_ends_parse_quietly(tmp_path: Path) -> None:
     process.stderr.close()
     assert process.wait(60) == 141
     assert stderr == b""
+
+
+def test_parse_starts_without_the_daemons_libraries() -> None:
+    """Start-up is part of every ``s3lb parse`` run: the AWS, HTTP, event-loop, store and
+    YAML libraries stay unloaded, with common options before the command too."""
+    args = ["--log-level", "warning", "parse", "-f", "alb", str(SEED / "alb.log")]
+    code = (
+        "import sys\n"
+        "from s3lb.cli.main import main\n"
+        f"status = main({args!r})\n"
+        "loaded = {name.split('.')[0] for name in sys.modules}\n"
+        "heavy = {'trio', 'httpx', 'botocore', 'lmdb', 'yaml'}\n"
+        "print(status, sorted(loaded & heavy), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert len(result.stdout.splitlines()) == 5
+    assert result.stderr == b"0 []\n"
+
+
+def test_a_large_file_keeps_line_numbers_and_order_piece_after_piece(tmp_path: Path) -> None:
+    """Past its head, a file is cut and parsed a piece of text at a time."""
+    good = (SEED / "alb.log").read_bytes().splitlines()
+    lines = [good[i % len(good)] for i in range(3000)]
+    lines[2000] = b"not an alb line"
+    lines[2500] = b"z" * 3000
+    lines[2700] = good[2700 % len(good)] + b"\r"
+    path = tmp_path / "big.log"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = parse("-f", "alb", "--max-line-bytes", "2500", str(path))
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines() == [
+        "line 2001: parse_failed: alb: expected at least 18 fields, got 4",
+        "line 2501: oversize: line longer than 2500 bytes",
+    ]
+    docs = [json.loads(line) for line in result.stdout.splitlines()]
+    types = ["http", "https", "h2", "ws", "wss"]
+    assert [d["type"] for d in docs] == [
+        types[i % len(types)] for i in range(3000) if i not in (2000, 2500)
+    ]

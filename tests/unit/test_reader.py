@@ -99,6 +99,28 @@ def test_an_oversize_line_becomes_one_oversize_record_and_the_next_lines_survive
         assert records[2].raw == b"after" and records[2].offset == 104
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 5, 13, 64, 10_000])
+def test_whole_pieces_cut_into_plain_lines_give_the_records_lines(chunk: int) -> None:
+    """``lines()`` (what ``s3lb parse`` uses) and ``feed()`` agree whatever the chunking:
+    a piece with an oversize line is left to ``feed()``, CRLF split across pieces too."""
+    data = b"ok\r\n" + b"x" * 30 + b"\n\nsecond\r\n" + TEXT + b"\n" + b"y" * 12 + b"\nlast"
+    expected = read_all(data, 10_000, max_line_bytes=20)
+    cutter = LineCutter(20)
+    got: list[tuple[int, bytes, bool]] = []
+    for i in range(0, len(data), chunk):
+        text, position = data[i : i + chunk], cutter.next_position
+        lines = cutter.lines(text)
+        if lines is None:
+            got += [(r.position, r.raw, r.oversize) for r in cutter.feed(text)]
+        else:
+            got += [(position + n, line, False) for n, line in enumerate(lines)]
+        assert cutter.next_offset == next(
+            (r.offset for r in expected if r.position == cutter.next_position), len(data) - 4
+        )
+    got += [(r.position, r.raw, r.oversize) for r in cutter.close()]
+    assert got == [(r.position, r.raw, r.oversize) for r in expected]
+
+
 def test_a_cutter_can_start_mid_object_for_a_ranged_resume() -> None:
     cutter = LineCutter(first_position=41, first_offset=1000)
     records = list(cutter.feed(b"a\nbb\n")) + list(cutter.close())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from s3lb.formats import ParseError, get_format
@@ -165,6 +167,62 @@ def test_alb_minus_one_timings_and_dashes_are_omitted() -> None:
     assert "target_processing_time" not in doc and "response_processing_time" not in doc
     assert "target_status_code" not in doc
     assert None not in doc.values() and "-" not in doc.values()
+
+
+#: A value for each field after the 18th of a full ALB line, and what the document holds.
+ALB_NEWER = {
+    18: ("domain_name", "api.example.com", "api.example.com"),
+    19: ("chosen_cert_arn", "session-reused", "session-reused"),
+    20: ("matched_rule_priority", "50000", 50000),
+    21: ("request_creation_time", "2025-10-21T14:02:11.712345Z", "2025-10-21T14:02:11.712Z"),
+    **{
+        i: (name, f"v{i}", f"v{i}")
+        for i, name in enumerate(
+            [
+                *["actions_executed", "redirect_url", "error_reason", "target_port_list"],
+                *["target_status_code_list", "classification", "classification_reason"],
+                *["conn_trace_id", "transformed_host", "transformed_uri"],
+                "request_transform_status",
+            ],
+            22,
+        )
+    },
+}
+
+
+def _with_token(line: bytes, index: int, value: str) -> bytes:
+    """``line`` with its token ``index`` replaced, quoted if it was."""
+    tokens = re.findall(rb'"[^"]*"|[^ ]+', line)
+    quoted = tokens[index].startswith(b'"')
+    tokens[index] = (f'"{value}"' if quoted else value).encode()
+    return b" ".join(tokens)
+
+
+@pytest.mark.parametrize("index", sorted(ALB_NEWER))
+def test_each_newer_alb_field_of_a_full_line_is_kept_or_omitted(index: int) -> None:
+    """Every field AWS appended: its value typed, ``-`` or empty omitted, nothing else moves."""
+    name, value, kept = ALB_NEWER[index]
+    full = parse("alb", ALB_33)
+    assert full is not None
+    rest = {k: v for k, v in full.items() if k != name}
+    assert parse("alb", _with_token(ALB_33, index, value)) == {**rest, name: kept}
+    for empty in ("-", ""):
+        if empty or ALB_33.split(b" ")[index].startswith(b'"'):
+            assert parse("alb", _with_token(ALB_33, index, empty)) == rest
+
+
+@pytest.mark.parametrize(
+    ("index", "value", "reason"),
+    [
+        (19, "not-a-cert", "chosen_cert_arn is not an ARN"),
+        (20, "2147483648", "matched_rule_priority: 2147483648 is out of range"),
+        (21, "yesterday", "not an ISO 8601 timestamp"),
+    ],
+)
+def test_a_bad_newer_alb_field_of_a_full_line_fails_it(index: int, value: str, reason: str) -> None:
+    with pytest.raises(ParseError) as info:
+        parse("alb", _with_token(ALB_33, index, value))
+    assert reason in info.value.reason
 
 
 def test_alb_ipv6_addresses_split_at_the_last_colon() -> None:
