@@ -58,7 +58,8 @@ class Recorder:
 
     def __init__(self, upstream: str) -> None:
         self.upstream = urlsplit(upstream)
-        self.acked: dict[tuple[int, int], float] = {}
+        #: (object, line) -> (when its bulk reached the proxy, when the answer came back).
+        self.acked: dict[tuple[int, int], tuple[float, float]] = {}
         self.lock = threading.Lock()
         recorder = self
 
@@ -102,6 +103,7 @@ class Recorder:
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         headers = {k: v for k, v in headers.items() if k.lower() not in ("host", "connection")}
         conn = self._connection()
+        sent_at = time.perf_counter()
         try:
             conn.request(method, path, body=body or None, headers=headers)
             response = conn.getresponse()
@@ -116,10 +118,10 @@ class Recorder:
             answer = payload
             if response.getheader("Content-Encoding") == "gzip":
                 answer = gzip.decompress(payload)
-            self._note(sent, answer, now)
+            self._note(sent, answer, sent_at, now)
         return response.status, response.getheaders(), payload
 
-    def _note(self, body: bytes, payload: bytes, now: float) -> None:
+    def _note(self, body: bytes, payload: bytes, sent_at: float, now: float) -> None:
         lines = body.split(b"\n")
         marks = [_MARK.search(source) for source in lines[1::2]]
         items = json.loads(payload).get("items", [])
@@ -127,13 +129,16 @@ class Recorder:
             for mark, item in zip(marks, items, strict=False):
                 status = next(iter(item.values())).get("status", 0)
                 if mark and (200 <= status < 300 or status == 409):
-                    self.acked.setdefault((int(mark.group(1)), int(mark.group(2))), now)
+                    self.acked.setdefault((int(mark.group(1)), int(mark.group(2))), (sent_at, now))
 
-    def indexed_at(self, seq: int, lines: int) -> float | None:
-        """When the last line of object ``seq`` was acknowledged, or None."""
+    def indexed_at(self, seq: int, lines: int) -> tuple[float, float] | None:
+        """``(sent, acknowledged)`` of the bulk that acknowledged the last line of object
+        ``seq``, or None."""
         with self.lock:
             times = [self.acked.get((seq, j)) for j in range(lines)]
-        return None if None in times else max(t for t in times if t is not None)
+        if any(t is None for t in times):
+            return None
+        return max((t for t in times if t is not None), key=lambda t: t[1])
 
     def close(self) -> None:
         self.server.shutdown()
@@ -214,7 +219,7 @@ def measure(args: argparse.Namespace, tmp: Path, aws: Any, recorder: Recorder) -
         aws.notify(queue_url, bucket, [(key, etag, len(body))])
         return done
 
-    def wait_indexed(seq: int, timeout: float) -> float | None:
+    def wait_indexed(seq: int, timeout: float) -> tuple[float, float] | None:
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
             at = recorder.indexed_at(seq, args.lines)
@@ -228,28 +233,33 @@ def measure(args: argparse.Namespace, tmp: Path, aws: Any, recorder: Recorder) -
         warmed = wait_indexed(0, 60)
         if warmed is None:
             raise RuntimeError("the warm-up object was not indexed in 60 s:\n" + daemon.log[-3000:])
-        print(f"warm-up object indexed after {(warmed - warm) * 1000:.0f} ms")
+        print(f"warm-up object indexed after {(warmed[1] - warm) * 1000:.0f} ms")
         count = int(args.seconds / args.every)
         put_at: dict[int, float] = {}
         start = time.perf_counter()
         for seq in range(1, count + 1):
             time.sleep(max(0.0, start + (seq - 1) * args.every - time.perf_counter()))
             put_at[seq] = put(seq)
-        latencies, missing = [], 0
+        latencies, cluster, missing = [], [], 0
         for seq, at in put_at.items():
             indexed = wait_indexed(seq, 30)
             if indexed is None:
                 missing += 1
             else:
-                latencies.append((indexed - at) * 1000)
+                latencies.append((indexed[1] - at) * 1000)
+                cluster.append((indexed[1] - indexed[0]) * 1000)
         metrics = daemon.metrics()
         if daemon.stop() != 0:
             raise RuntimeError(daemon.log[-3000:])
-    report(args, latencies, missing, metrics)
+    report(args, latencies, cluster, missing, metrics)
 
 
 def report(
-    args: argparse.Namespace, latencies: list[float], missing: int, metrics: dict[str, float]
+    args: argparse.Namespace,
+    latencies: list[float],
+    cluster: list[float],
+    missing: int,
+    metrics: dict[str, float],
 ) -> None:
     if not latencies:
         raise SystemExit("no object was indexed")
@@ -263,6 +273,12 @@ def report(
     print(
         f"put → bulk-acknowledged ms: min {min(latencies):.1f}  p50 {p50:.1f}  p90 {p90:.1f}  "
         f"p99 {p99:.1f}  max {max(latencies):.1f}  mean {statistics.fmean(latencies):.1f}"
+    )
+    c50, c99 = percentile(cluster, 50), percentile(cluster, 99)
+    print(
+        f"of which the bulk at the node (proxy → node → proxy) ms: p50 {c50:.1f}  "
+        f"p99 {c99:.1f}; before the bulk (SQS, S3, parsing, batching): p50 "
+        f"{percentile([a - b for a, b in zip(latencies, cluster, strict=True)], 50):.1f}"
     )
     print(
         f"daemon: {int(metrics.get('s3lb_bulk_requests_total', 0))} bulks, "
