@@ -72,15 +72,6 @@ def _queues(config: Config, session: AwsSession) -> list[QueueInput]:
     return queues
 
 
-def _resolve_endpoints(session: AwsSession, queues: list[QueueInput]) -> None:
-    """The SQS and S3 endpoints of every queue's region, at startup: botocore builds a
-    client to resolve each (~0.1 s of CPU), better before the daemon says it is ready
-    than on the loop while the first messages wait."""
-    for region in sorted({q.region for q in queues}):
-        for service in ("sqs", "s3"):
-            session.endpoint(service, region)
-
-
 class Delivery:
     """Object readers, the sink and checkpoints: what ``run`` and ``import`` share.
 
@@ -192,7 +183,6 @@ async def run_pipeline(
     settings = config.settings
     session = session or AwsSession(config.aws.region, config.aws.profile)
     queues = _queues(config, session)
-    _resolve_endpoints(session, queues)
     # Long polls hold a connection for wait_time: the read timeout must exceed it.
     timeout = httpx.Timeout(settings.wait_time + 30, connect=10)
     limits = httpx.Limits(max_connections=len(queues) + settings.object_workers + 10)
