@@ -422,6 +422,12 @@ class FastAws(StandIn):
             entries = [{"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i : i + 10])]
             self._sqs("SendMessageBatch", {"QueueUrl": queue_url, "Entries": entries})
 
+    def counts(self, queue_url: str) -> tuple[int, int]:
+        """Messages visible and in flight."""
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        attrs = self._sqs("GetQueueAttributes", {"QueueUrl": queue_url, "AttributeNames": names})
+        return int(attrs["Attributes"][names[0]]), int(attrs["Attributes"][names[1]])
+
 
 # -- the null bulk endpoint (tests/fakes/null_sink.py in its own process) ----------------
 

@@ -47,6 +47,7 @@ PURE = [
     "s3lb.retry:backoff_delay",  # the formula; Backoff.sleep is its trio driver
     "s3lb.formats",
     "s3lb.aws.notifications",
+    "s3lb.aws.sigv4",
     "s3lb.checkpoint.records",
     "s3lb.sources.window",
     "s3lb.sources.cursor",

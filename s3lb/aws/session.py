@@ -1,9 +1,10 @@
-"""Credentials, regions, endpoints and SigV4 signing, all from botocore.
+"""Credentials, regions, endpoints and SigV4 signing.
 
 botocore provides the standard credential chain (environment, shared files, SSO,
-container and instance roles), endpoint resolution (``AWS_ENDPOINT_URL``,
-``AWS_ENDPOINT_URL_SQS``, ``AWS_ENDPOINT_URL_S3``, the config file) and SigV4. The
-HTTP requests themselves go through one shared ``httpx.AsyncClient``.
+container and instance roles, refreshed when they expire) and endpoint resolution
+(``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_SQS``, ``AWS_ENDPOINT_URL_S3``, the config
+file); requests are signed by :mod:`s3lb.aws.sigv4` (botocore's signatures, a fifth of
+its CPU). The HTTP requests themselves go through one shared ``httpx.AsyncClient``.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-import botocore.auth
-import botocore.awsrequest
 import botocore.credentials
 import botocore.session
 import trio
 
+from s3lb.aws.sigv4 import Signer
 from s3lb.errors import ConfigError
 
 __all__ = ["AwsSession", "region_from_queue_url"]
@@ -51,6 +52,7 @@ class AwsSession:
         )
         self._credentials: botocore.credentials.Credentials | None = None
         self._endpoints: dict[tuple[str, str], str] = {}
+        self._signer = Signer()
 
     def region_for(self, queue_url: str | None = None) -> str:
         """The queue URL's region when it names one, else the configured region."""
@@ -101,9 +103,15 @@ class AwsSession:
     ) -> dict[str, str]:
         """Return ``headers`` plus the SigV4 ``Authorization`` and ``X-Amz-*`` headers."""
         creds = await self._frozen_credentials()
-        request = botocore.awsrequest.AWSRequest(
-            method=method, url=url, headers=dict(headers or {}), data=body
+        return self._signer.sign(
+            method,
+            url,
+            service=service,
+            region=region,
+            access_key=creds.access_key,
+            secret_key=creds.secret_key,
+            token=creds.token,
+            now=datetime.now(UTC),
+            headers=headers,
+            body=body,
         )
-        signer_cls = botocore.auth.S3SigV4Auth if service == "s3" else botocore.auth.SigV4Auth
-        signer_cls(creds, service, region).add_auth(request)
-        return dict(request.headers.items())

@@ -48,8 +48,16 @@ class SqsClient:
     def __init__(self, session: AwsSession, http: httpx.AsyncClient) -> None:
         self._session = session
         self._http = http
+        self._endpoints: dict[str, tuple[str, str]] = {}
 
     def _endpoint(self, queue_url: str) -> tuple[str, str]:
+        """The endpoint and region of ``queue_url``'s calls (worked out once per queue)."""
+        known = self._endpoints.get(queue_url)
+        if known is None:
+            known = self._endpoints[queue_url] = self._resolve(queue_url)
+        return known
+
+    def _resolve(self, queue_url: str) -> tuple[str, str]:
         region = self._session.region_for(queue_url)
         endpoint = self._session.endpoint("sqs", region)
         queue_host = urlsplit(queue_url).hostname or ""

@@ -4,8 +4,9 @@ Trackers report progress (:meth:`Checkpointer.progressed`) as the sink settles t
 items; the :meth:`Checkpointer.run` task coalesces whatever advanced since its last
 commit into one durable transaction, so a burst of acknowledged bulk batches costs
 one commit, and LMDB works in a thread, off the trio loop. Final states (``done``,
-``failed``) are committed by :meth:`Checkpointer.finish` *before* a message is
-deleted: a crash between the two finds the object done and deletes without re-sending.
+``failed``) go into the same coalesced commits through :meth:`Checkpointer.finish`,
+which returns once they are durable, *before* a message is deleted: a crash between
+the two finds the object done and deletes without re-sending.
 """
 
 from __future__ import annotations
@@ -106,10 +107,18 @@ class Checkpointer:
         changed.set()
 
     async def finish(self, trackers: Iterable[ObjectTracker]) -> None:
-        """Commit the final state of finished objects (before their message goes)."""
-        await self._commit(
-            state_of(t) for t in trackers if t.watermark is not None and t.ref.identity
-        )
+        """Commit the final state of finished objects (before their message goes): they
+        join the next coalesced commit of :meth:`run` (one fsync shared with the
+        watermarks and other finished objects), and this returns once it is durable."""
+        added = 0
+        for tracker in trackers:
+            if tracker.watermark is not None and tracker.ref.identity:
+                self._dirty[tracker] = None
+                added += 1
+        if added:
+            self._reported += 1
+            self._wake.set()
+            await self.wait_durable()
 
     async def _commit(self, states: Iterable[ObjectState]) -> None:
         batch = list(states)

@@ -185,10 +185,15 @@ async def run_pipeline(
     queues = _queues(config, session)
     # Long polls hold a connection for wait_time: the read timeout must exceed it.
     timeout = httpx.Timeout(settings.wait_time + 30, connect=10)
-    limits = httpx.Limits(max_connections=len(queues) + settings.object_workers + 10)
+    # S3 GETs have a pool of their own: httpcore looks at every idle connection of a
+    # pool for each request it starts or ends (~10 us each), and SQS's deletes and
+    # heartbeats leave idle connections that the readers' GETs would pay for.
+    limits = httpx.Limits(max_connections=len(queues) + 10)
+    s3_limits = httpx.Limits(max_connections=settings.object_workers + 2)
     async with (
         httpx.AsyncClient(timeout=timeout, limits=limits) as http,
-        open_delivery(config, telemetry, http, session, clients) as delivery,
+        httpx.AsyncClient(timeout=timeout, limits=s3_limits) as s3_http,
+        open_delivery(config, telemetry, s3_http, session, clients) as delivery,
     ):
         source = SqsSource(
             clients.sqs(session, http),

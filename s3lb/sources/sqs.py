@@ -57,6 +57,14 @@ from s3lb.telemetry import Telemetry
 __all__ = ["QueueInput", "SqsSource"]
 
 
+def _batches(messages: list[Message]) -> list[list[Message]]:
+    """``messages`` by queue, in batches of at most 10 (one DeleteMessageBatch each)."""
+    by_queue: dict[str, list[Message]] = defaultdict(list)
+    for message in messages:
+        by_queue[message.queue_url].append(message)
+    return [batch[i : i + 10] for batch in by_queue.values() for i in range(0, len(batch), 10)]
+
+
 @dataclass(frozen=True, slots=True)
 class QueueInput:
     """One queue to poll, with the input it belongs to."""
@@ -290,21 +298,30 @@ class SqsSource:
         return tasks
 
     async def finish(self, receive: trio.MemoryReceiveChannel[MessageTracker]) -> None:
-        """Delete (or keep) finished messages until ``receive`` is closed and drained."""
+        """Delete (or keep) finished messages until ``receive`` is closed and drained.
+
+        Each round takes every message finished so far (nothing waits for more), makes
+        their done marks durable in one commit, and deletes them in batches of 10 side
+        by side; what finishes meanwhile makes the next round."""
         async with receive:
             while True:
                 try:
                     ready = [await receive.receive()]
                 except trio.EndOfChannel:
                     return
-                while len(ready) < 10:
+                while True:
                     try:
                         ready.append(receive.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                await self._settle(ready)
+                deletable = await self._settle(ready)
+                self._release_slots(len(ready) - len(deletable))
+                async with trio.open_nursery() as deleting:
+                    for batch in _batches(deletable):
+                        deleting.start_soon(self._delete_batch, batch)
 
-    async def _settle(self, trackers: list[MessageTracker]) -> None:
+    async def _settle(self, trackers: list[MessageTracker]) -> list[Message]:
+        """Commit the done marks of ``trackers``; the messages to delete."""
         if self.checkpointer is not None:
             # The done marks are durable before any delete: a crash in between finds
             # the objects done and deletes the redelivered message without re-sending.
@@ -325,8 +342,7 @@ class SqsSource:
                     message_id=tracker.message.message_id,
                     failed=",".join(str(t.ref) for t in failed),
                 )
-        await self._delete(deletable)
-        self._release_slots(len(trackers))
+        return deletable
 
     def _log_objects(self, tracker: MessageTracker) -> None:
         for obj in tracker.finished_objects:
@@ -341,10 +357,12 @@ class SqsSource:
                 )
 
     async def _delete(self, messages: list[Message]) -> None:
-        by_queue: dict[str, list[Message]] = defaultdict(list)
-        for message in messages:
-            by_queue[message.queue_url].append(message)
-        for batch in by_queue.values():
+        for batch in _batches(messages):
+            await self._delete_batch(batch, release=False)
+
+    async def _delete_batch(self, batch: list[Message], release: bool = True) -> None:
+        """DeleteMessageBatch (one queue, ≤ 10), retried 3 times; then free their slots."""
+        try:
             crash_point("before_delete")
             backoff = Backoff(1.0, 10.0)
             for attempt in range(3):
@@ -367,6 +385,9 @@ class SqsSource:
                         reason=why,
                     )
                 break
+        finally:
+            if release:
+                self._release_slots(len(batch))
 
     async def _learn_visibility(self, queue_url: str) -> None:
         if self._visibility_override:

@@ -9,8 +9,10 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 import trio
 
+from s3lb.aws.sqs import Message
 from s3lb.deadletter import DeadLetter
 from s3lb.sources.sqs import QueueInput, SqsSource
 from s3lb.sources.task import InputRuntime, ObjectTask
@@ -247,3 +249,44 @@ async def test_a_follower_fails_with_the_read_it_follows_and_its_message_is_kept
         nursery.cancel_scope.cancel()
     assert telemetry.counters["messages_kept"] == 2
     assert len(sqs.stored(URL)) == 2
+
+
+class CountingSqs(FakeSqs):
+    """Counts DeleteMessageBatch calls and their sizes."""
+
+    def __init__(self) -> None:
+        super().__init__(visibility=30)
+        self.delete_calls: list[int] = []
+
+    async def delete_batch(self, messages: Sequence[Message]) -> list[tuple[Message, str]]:
+        self.delete_calls.append(len(messages))
+        return await super().delete_batch(messages)
+
+
+async def test_messages_finished_together_go_in_batches_and_a_refused_one_is_kept(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """25 messages finished at once: 3 DeleteMessageBatch calls (≤ 10 each). One whose
+    receipt handle went stale (received again elsewhere) is refused by SQS: that is
+    logged, the message stays for redelivery, the other 24 are deleted."""
+    sqs = CountingSqs()
+    for i in range(25):
+        sqs.send(URL, notification(f"k{i}.log"))
+    source = SqsSource(sqs, Telemetry(), 100, 20)  # type: ignore[arg-type]
+    send, receive = trio.open_memory_channel[ObjectTask](100)
+    finished = source.open_finish_channel()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(source.poll, QueueInput(URL, "us-east-1", INPUT, 1.0), send)
+        nursery.start_soon(source.finish, finished)
+        tasks = [await receive.receive() for _ in range(25)]
+        stale = sqs.stored(URL)[3]
+        stale.handle += "/again"  # as if another consumer had received it since
+        for task in tasks:
+            task.tracker.finish_reading()
+        await trio.sleep(1)
+        assert [s.message_id for s in sqs.stored(URL)] == [stale.message_id]
+        assert sorted(sqs.delete_calls) == [5, 10, 10]
+        nursery.cancel_scope.cancel()
+    refused = [r for r in caplog.records if "delete refused" in r.getMessage()]
+    assert len(refused) == 1
+    assert source.telemetry.counters["messages_deleted"] == 24
