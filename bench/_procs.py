@@ -134,10 +134,10 @@ def pin(pid: int, cpus: set[int], *, children: bool = True) -> int:
             done.add(tid)
 
 
-def thread_cpus(pid: int) -> set[int]:
-    """The union of the cores the threads of ``pid``'s tree may run on."""
+def thread_cpus(pid: int, *, children: bool = True) -> set[int]:
+    """The union of the cores the threads of ``pid`` (and its descendants) may run on."""
     out: set[int] = set()
-    for p in tree(pid):
+    for p in tree(pid) if children else [pid]:
         for task in _tasks(p):
             with contextlib.suppress(OSError):
                 out |= os.sched_getaffinity(int(task.name))
