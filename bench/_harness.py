@@ -23,6 +23,7 @@ from _data import alb_lines, alb_stream, alb_text, doc_ids, gzip_stream
 from _procs import (
     RssSampler,
     core_sets,
+    cpu_seconds,
     pin,
     pinned,
     status_kib,
@@ -48,6 +49,7 @@ __all__ = [
     "alb_stream",
     "alb_text",
     "core_sets",
+    "cpu_seconds",
     "doc_ids",
     "es_request",
     "free_port",
