@@ -25,7 +25,7 @@ tests/opensearch_node.py).
   is started (and waited for until every worker process runs), and the clock runs from
   sending the notifications (ten per SendMessageBatch, one object each, as S3 sends
   them) until the daemon's ``s3lb_events_indexed_total`` (scraped every 100 ms) counts
-  every line.
+  every line ("first docs s": until it counts the first).
 - The loader (the baseline): the documents s3lb's parser makes of the same objects
   (what ``s3lb parse -f alb`` prints), with 32-hex ``_id`` s like s3lb's, cut into
   ``create`` bulk bodies of ``--bulk`` documents *before* the clock starts;
@@ -34,8 +34,10 @@ tests/opensearch_node.py).
   data, less one loader.
 - Both write to indices ``bench-base-*`` / ``bench-s3lb-*`` under the index template
   ``s3lb setup`` installs (the mappings of the alb format); each index is deleted after
-  its round; a warm-up load of the same documents (JIT, caches) is not counted; loader
-  and s3lb alternate within each round.
+  its round. ``--warmup`` loads of the same documents are not counted: a node on one
+  core is still compiling (its CPU per document falls by half over the first three
+  loads), and the party that ran first paid for it. The party going first alternates
+  from round to round; the ratio is the median of the rounds' ratios.
 - CPU seconds of each party are read from /proc: the daemon's process tree, the
   node's JVM, the loader (this process) and moto; "busy %" is a party's CPU seconds
   over the round's seconds times its cores (the node's half; the shipper's half for
@@ -155,10 +157,11 @@ def load(url: str, bodies: list[bytes], workers: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="8 objects of 5,000 lines, 1 round")
+    ap.add_argument("--quick", action="store_true", help="8 objects of 5,000 lines, 2 rounds")
     ap.add_argument("--objects", type=int, default=10)
     ap.add_argument("--lines", type=int, default=20_000, help="lines per object")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=3, help="loads of the node before rounds")
     ap.add_argument("--bulk", type=int, default=1600, help="bulk_max_size (both sides)")
     ap.add_argument("--workers", type=int, default=2, help="output worker (both sides)")
     ap.add_argument("--object-workers", type=int, default=8)
@@ -171,7 +174,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     if args.quick:
-        args.objects, args.lines, args.rounds = 8, 5000, 1
+        args.objects, args.lines, args.rounds = 8, 5000, 2
     h.header("e2e: S3/SQS (moto) → s3lb run → OpenSearch, vs a direct bulk loader", args)
     every = os.sched_getaffinity(0)
     halves = h.core_sets()
@@ -302,14 +305,20 @@ class Rounds:
             )
             if setup.returncode:
                 raise RuntimeError(f"s3lb setup failed: {setup.stdout}{setup.stderr}")
-            print("warm-up (not counted) ...", flush=True)
-            load(self.es_url, self.data.warm_bodies, self.loader_threads)
-            self.drop(f"bench-warm-{DAY}")
+            for n in range(self.args.warmup):
+                seconds = load(self.es_url, self.data.warm_bodies, self.loader_threads)
+                print(f"warm-up {n + 1} (not counted): {seconds:.2f}s", flush=True)
+                self.drop(f"bench-warm-{DAY}")
         for r in range(self.args.rounds):
-            self.rows.append(self.baseline())
-            print(f"  round {r + 1}: loader {self.rows[-1]['seconds']:.2f}s", flush=True)
-            self.rows.append(self.s3lb_round(r))
-            print(f"  round {r + 1}: s3lb   {self.rows[-1]['seconds']:.2f}s", flush=True)
+            # Rows in (loader, s3lb) pairs; who goes first alternates.
+            first, second = (self.baseline, self.s3lb_round)[:: 1 if r % 2 == 0 else -1]
+            rows = [first(r), second(r)][:: 1 if r % 2 == 0 else -1]
+            self.rows += rows
+            print(
+                f"  round {r + 1}: loader {rows[0]['seconds']:.2f}s, "
+                f"s3lb {rows[1]['seconds']:.2f}s",
+                flush=True,
+            )
         if profile:
             out = self.tmp / "e2e-profile.txt"
             self.s3lb_round(99, profile=out)
@@ -336,7 +345,7 @@ class Rounds:
             "shipper+moto busy %": 100 * (ship + moto) / seconds / cores,
         }
 
-    def baseline(self) -> dict[str, Any]:
+    def baseline(self, _: int = 0) -> dict[str, Any]:
         cpu_node, cpu_self = self._cpu(), _self_cpu()
         seconds = load(self.es_url, self.data.base_bodies, self.loader_threads)
         row = self._row(
@@ -372,6 +381,7 @@ class Rounds:
             cpu_d, cpu_node, cpu_moto = h.tree_cpu(daemon.pid), self._cpu(), h.tree_cpu(aws.pid)
             t0 = time.perf_counter()
             aws.notify(queue_url, self.data.bucket, self.data.objects)
+            first = daemon.wait_counter("events_indexed", 1, timeout=600, poll=0.05)
             t1 = daemon.wait_counter("events_indexed", self.data.total, timeout=1800, poll=0.1)
             row = self._row(
                 f"s3lb run ({self.processes} proc)" + (" profiled" if profile else ""),
@@ -381,15 +391,19 @@ class Rounds:
                 h.tree_cpu(aws.pid) - cpu_moto,
             )
             daemon.wait_counter("messages_deleted", len(self.data.objects), timeout=120)
+            row["first docs s"] = first - t0
             row["bulks"] = int(daemon.metrics().get("s3lb_bulk_requests_total", 0))
             if daemon.stop() != 0:
                 raise RuntimeError(daemon.log[-3000:])
         self.drop(f"bench-s3lb-{DAY}")
         return row
 
+    def pairs(self) -> list[float]:
+        """Loader seconds / s3lb seconds, per round."""
+        return [b["seconds"] / s["seconds"] for b, s in zip(*[iter(self.rows)] * 2, strict=True)]
+
     def ratio(self) -> float:
-        pairs = [b["seconds"] / s["seconds"] for b, s in zip(*[iter(self.rows)] * 2, strict=True)]
-        return statistics.median(pairs)
+        return statistics.median(self.pairs())
 
     def report(self) -> None:
         p, total = self.pinning, self.data.total
@@ -399,9 +413,9 @@ class Rounds:
             f"s3lb process; processes: {self.args.processes} → {self.processes} "
             f"(worker processes seen: {sorted(self.seen_processes)})"
         )
-        h.table(self.rows, [*self.rows[0], "bulks"])
+        h.table(self.rows, [*self.rows[0], "first docs s", "bulks"])
         s3lb_cpu = min(r["shipper cpu s"] for r in self.rows if r["run"].startswith("s3lb"))
-        pairs = [b["seconds"] / s["seconds"] for b, s in zip(*[iter(self.rows)] * 2, strict=True)]
+        pairs = self.pairs()
         print(
             f"s3lb CPU per document: {s3lb_cpu / total * 1e6:.1f} us; per-round ratios "
             f"(loader seconds / s3lb seconds): {', '.join(f'{x:.2f}' for x in pairs)}\n"
