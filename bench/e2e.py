@@ -46,7 +46,8 @@ tests/opensearch_node.py).
 ``--sink null`` replaces the node by tests/fakes/null_sink.py (acknowledges everything at once):
 then the figure is s3lb's own ceiling on this machine, not a ratio to the cluster.
 ``--profile`` adds one s3lb round under pyinstrument (in the last pinning) and prints
-its hot path.
+its hot path: that of the process started, the supervisor when ``processes`` resolves
+to more than one (with 2 cores, disjoint halves run one process).
 """
 
 from __future__ import annotations
@@ -374,7 +375,7 @@ class Rounds:
             },
         )
         with h.Daemon(config, self.tmp / f"run-{n}", aws.env, profile=profile) as daemon:
-            if self.processes > 1 and profile is None:
+            if self.processes > 1:
                 daemon.wait_for("every worker process is running", 60)
             workers = len(h.tree(daemon.pid))
             self.seen_processes.add(workers - 1 if workers > 1 else 1)
