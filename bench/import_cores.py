@@ -25,6 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _harness as h
 
+from tests.support import configs
+from tests.support.daemon import S3lbProcess
+
 OBJECTS = 20
 
 
@@ -59,7 +62,7 @@ def main() -> None:
         rows = []
         for processes in (1, args.processes):
             sink.reset()
-            config = h.configs.s3lb_config(
+            config = configs.s3lb_config(
                 state_dir=tmp / f"state-{processes}",
                 buckets=[f"s3://{bucket}"],
                 log_format="alb",
@@ -68,7 +71,7 @@ def main() -> None:
                 processes=processes,
                 stats_interval="5s",
             )
-            run = h.S3lbProcess(
+            run = S3lbProcess(
                 tmp / f"import-{processes}",
                 config,
                 aws.env,

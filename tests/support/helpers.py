@@ -130,7 +130,7 @@ def state_json(config_path: Path) -> dict[str, Any]:
         timeout=60,
         check=True,
     )
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
+    return json.loads(out.stdout)
 
 
 def received(sock: socket.socket) -> list[str]:
