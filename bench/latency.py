@@ -202,6 +202,7 @@ def measure(args: argparse.Namespace, tmp: Path, aws: Any, recorder: Recorder) -
         metrics=f"127.0.0.1:{h.free_port()}",
         wait_time=None,
         shutdown_timeout=None,
+        processes=None,  # the default (auto): the builder pins 1 for tests
     )
     config_file = tmp / "setup.yml"
     config_file.write_text(config)
