@@ -102,6 +102,7 @@ def test_sigterm_drains_every_worker_and_the_rerun_resumes_each_share(
     fake_es.latency = 0.05
     first = s3lb(tmp_path, config, "import")
     wait_until(lambda: len(fake_es.docs) >= 2 * lines, 60, "the first objects under way")
+    fake_es.latency = 1.0  # what is left now takes seconds: the signal comes first
     first.process.send_signal(signal.SIGTERM)
     status, _, err = first.finish()
     assert status == 143, err
@@ -127,6 +128,7 @@ def test_a_rerun_with_another_number_of_processes_finishes_without_doubles(
     fake_es.latency = 0.05
     first = s3lb(tmp_path, config, "import")
     wait_until(lambda: len(fake_es.docs) >= 2 * lines, 60, "the first objects under way")
+    fake_es.latency = 1.0  # what is left now takes seconds: the signal comes first
     first.process.send_signal(signal.SIGINT)
     status, _, err = first.finish()
     assert status == 130, err
@@ -150,6 +152,7 @@ def test_a_worker_killed_mid_object_is_restarted_and_the_import_completes_once(
     runner = s3lb(tmp_path, config, "import")
     wait_until(lambda: len(worker_pids(runner.stderr)) == 2, 30, "two workers")
     wait_until(lambda: len(fake_es.docs) >= lines, 60, "objects under way")
+    fake_es.latency = 1.0  # what is left now takes seconds: the kill comes first
     victim = worker_pids(runner.stderr)[1]
     os.kill(victim, signal.SIGKILL)
     wait_until(lambda: worker_pids(runner.stderr)[1] != victim, 30, "a new worker 1")
@@ -189,6 +192,7 @@ def test_a_killed_supervisor_takes_its_workers_along_and_the_rerun_finishes_once
     wait_until(lambda: len(worker_pids(runner.stderr)) == 2, 30, "two workers")
     pids = list(worker_pids(runner.stderr).values())
     wait_until(lambda: len(fake_es.docs) >= lines, 60, "objects under way")
+    fake_es.latency = 1.0  # what is left now takes seconds: the kill comes first
     runner.kill()  # SIGKILL the supervisor only: its workers drain and exit
 
     def gone(pid: int) -> bool:
