@@ -189,6 +189,14 @@ def main() -> None:
     h.table(rows, list(rows[0]))
     for p, ours, base in zip(counts, rows[0::2], rows[1::2], strict=True):
         bound = p * args.bulk
+        if not ours["in flight at stop"] or not base["re-sent"]:
+            # The drain finished every object (a fast machine, a short run): no resume
+            # was measured, so there is no figure to claim.
+            print(
+                f"NO RATIO resume, processes {p}: nothing was left in flight at the stop "
+                "(the drain finished every object); run without --quick or with more --lines"
+            )
+            continue
         value = ours["re-sent"] / base["re-sent"] if base["re-sent"] else 0.0
         h.ratio(
             f"resume re-sent with/without checkpoints, processes {p} "
