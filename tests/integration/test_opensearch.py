@@ -26,6 +26,7 @@ from s3lb.acks import BulkItem, ObjectTracker
 from s3lb.model import ObjectRef, document_id
 from s3lb.pipeline.parsing import ObjectParser
 from s3lb.sinks.elasticsearch.bulk import build_body, classify, delete_body
+from s3lb.sinks.elasticsearch.sink import BULK_PATH
 from s3lb.sinks.elasticsearch.templates import FORMAT_FIELDS
 from tests.conftest import Aws
 from tests.paths import SEED as SEED_DIR
@@ -308,20 +309,26 @@ def test_data_stream_mode_creates_into_a_data_stream_with_the_template(
     assert props["client_ip"]["type"] == "ip"
 
 
-def test_the_bulk_protocol_reads_the_nodes_own_answers(cluster: httpx.Client) -> None:
-    """The sans-IO protocol against real answers: created, already there (409), refused
-    by the mapping; the fast path holds only for an answer of 2xx items."""
+@pytest.mark.parametrize("path", ["/_bulk", BULK_PATH], ids=["whole", "filtered"])
+def test_the_bulk_protocol_reads_the_nodes_own_answers(cluster: httpx.Client, path: str) -> None:
+    """The sans-IO protocol against real answers, whole and as the sink asks for them
+    (``filter_path``: each item's status and error only, uncompressed): created,
+    already there (409), refused by the mapping; the fast path holds only for an
+    answer of 2xx items."""
     index = prefix()
     mapping = {"mappings": {"dynamic": "strict", "properties": {"n": {"type": "integer"}}}}
     assert cluster.put(f"/{index}", json=mapping).status_code == 200
     tracker = ObjectTracker(ObjectRef("b", "k", "e"), lambda _t: None)
     good = [BulkItem(index, f"id{n}", b'{"n":%d}' % n, tracker, n) for n in range(3)]
     bad = BulkItem(index, "bad", b'{"unknown":1}', tracker, 9)
-    headers = {"Content-Type": "application/x-ndjson"}
+    headers = {"Content-Type": "application/x-ndjson", "Accept-Encoding": "identity"}
 
     def send(body: bytes) -> bytes:
-        response = cluster.post("/_bulk", content=body, headers=headers)
+        response = cluster.post(path, content=body, headers=headers)
         assert response.status_code == 200
+        assert "content-encoding" not in response.headers
+        if path == BULK_PATH:
+            assert b'"_id"' not in response.content and b'"status"' in response.content
         return response.content
 
     first = send(build_body(good))
