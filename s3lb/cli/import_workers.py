@@ -42,7 +42,7 @@ from s3lb.checkpoint import open_checkpoint_store
 from s3lb.checkpoint.lock import StateLock, lock_state_dir
 from s3lb.cli.common import Exit, load_config, run_trio
 from s3lb.cli.import_ import Progress, print_summary
-from s3lb.cli.processes import check_store, read_reports, send_order, start_worker
+from s3lb.cli.processes import check_store, read_reports, run_worker_once, send_order
 from s3lb.cli.supervisor import EXIT_MARGIN, SILENT_KILL
 from s3lb.cli.workers import REPORT_INTERVAL, STORE_CORRUPT, WorkerLink
 from s3lb.config import Config
@@ -232,21 +232,19 @@ class ImportSupervisor:
             delay = min(delay * 2, 30.0)
 
     async def _run_once(self, worker: _Worker, argv: list[str]) -> int:
-        proc, read_fd = await start_worker(argv, worker.share.index, self.lock)
-        worker.proc = proc
-        self.own.info("import worker process started", worker=worker.share.index, pid=proc.pid)
-        if self.stopping.is_set():
-            self.stop()
+        index = worker.share.index
+
+        def started(proc: trio.Process) -> None:
+            worker.proc = proc
+            self.own.info("import worker process started", worker=index, pid=proc.pid)
+            if self.stopping.is_set():
+                self.stop()
+
+        reports = functools.partial(self._read_reports, worker)
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._read_reports, worker, read_fd, proc)
-                status = await proc.wait()
-                nursery.cancel_scope.deadline = trio.current_time() + 2
+            return await run_worker_once(argv, index, self.lock, started, reports)
         finally:
-            with suppress(ProcessLookupError):
-                proc.kill()
             worker.proc = None
-        return status
 
     async def _read_reports(self, worker: _Worker, fd: int, proc: trio.Process) -> None:
         def on_report(report: ImportReport) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from typing import TypeVar
 
@@ -26,9 +26,17 @@ from s3lb.cli.workers import REPORT_FD_ENV, WORKER_ENV
 from s3lb.config import Config, FileOutput
 from s3lb.config.cores import usable_cores
 from s3lb.errors import ConfigError
+from s3lb.pipeline.wiring import say_quarantined
 from s3lb.telemetry import Telemetry
 
-__all__ = ["check_store", "process_count", "read_reports", "send_order", "start_worker"]
+__all__ = [
+    "check_store",
+    "process_count",
+    "read_reports",
+    "run_worker_once",
+    "send_order",
+    "start_worker",
+]
 
 #: Environment variables that are the supervisor's alone (one sd_notify for the unit).
 _PRIVATE_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID")
@@ -41,13 +49,7 @@ def check_store(config: Config, telemetry: Telemetry) -> None:
     settings = config.settings
     store = open_store(settings.state_dir, map_size=settings.checkpoint.map_size)
     try:
-        if store.quarantined is not None:
-            telemetry.count("checkpoint_quarantined")
-            telemetry.error(
-                "checkpoint store was corrupt: moved aside, starting fresh (re-sent events "
-                "are absorbed as duplicates)",
-                quarantine=str(store.quarantined),
-            )
+        say_quarantined(store.quarantined, telemetry)
     finally:
         store.close()
 
@@ -79,6 +81,29 @@ async def start_worker(
     finally:
         os.close(write_fd)
     return proc, read_fd
+
+
+async def run_worker_once(
+    argv: Sequence[str],
+    index: int,
+    lock: StateLock | None,
+    started: Callable[[trio.Process], None],
+    reports: Callable[[int, trio.Process], Awaitable[None]],
+) -> int:
+    """Start worker ``index`` (:func:`start_worker`), tell ``started``, read its
+    reports with ``reports(fd, proc)`` until it exits; its exit status. A worker still
+    there when this is cancelled is killed."""
+    proc, read_fd = await start_worker(argv, index, lock)
+    started(proc)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reports, read_fd, proc)
+            status = await proc.wait()
+            nursery.cancel_scope.deadline = trio.current_time() + 2
+    finally:
+        with suppress(ProcessLookupError):
+            proc.kill()
+    return status
 
 
 def send_order(proc: trio.Process | None, order: bytes = b"stop\n") -> None:

@@ -28,6 +28,7 @@ full, a configuration refused): as one process would, not in a restart loop.
 
 from __future__ import annotations
 
+import functools
 import signal
 from contextlib import suppress
 
@@ -37,7 +38,7 @@ import trio
 from s3lb.checkpoint.lock import StateLock
 from s3lb.cli import run as _run
 from s3lb.cli.common import Exit
-from s3lb.cli.processes import check_store, read_reports, send_order, start_worker
+from s3lb.cli.processes import check_store, read_reports, run_worker_once, send_order
 from s3lb.cli.systemd import Notifier, run_watchdog
 from s3lb.cli.workers import STORE_CORRUPT, Report
 from s3lb.config import Config
@@ -139,22 +140,18 @@ class Supervisor:
             send_order(slot.proc)
 
     async def _run_once(self, slot: _Slot) -> int:
-        proc, read_fd = await start_worker(self.argv, slot.index, self.lock)
-        slot.proc = proc
-        self.own.info("worker process started", worker=slot.index, pid=proc.pid)
-        if self.stopping.is_set():
-            self.stop()
+        def started(proc: trio.Process) -> None:
+            slot.proc = proc
+            self.own.info("worker process started", worker=slot.index, pid=proc.pid)
+            if self.stopping.is_set():
+                self.stop()
+
+        reports = functools.partial(self._read_reports, slot)
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._read_reports, slot, read_fd, proc)
-                status = await proc.wait()
-                nursery.cancel_scope.deadline = trio.current_time() + 2
+            return await run_worker_once(self.argv, slot.index, self.lock, started, reports)
         finally:
-            with suppress(ProcessLookupError):
-                proc.kill()
             slot.proc = None
             self._retire(slot)
-        return status
 
     async def _read_reports(self, slot: _Slot, fd: int, proc: trio.Process) -> None:
         def on_report(report: Report) -> None:

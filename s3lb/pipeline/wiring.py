@@ -41,7 +41,7 @@ from s3lb.sources import InputRuntime, ObjectTask
 from s3lb.sources.sqs import QueueInput, SqsSource
 from s3lb.telemetry import Telemetry
 
-__all__ = ["Clients", "Delivery", "open_delivery", "run_pipeline"]
+__all__ = ["Clients", "Delivery", "open_delivery", "run_pipeline", "say_quarantined"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,13 +149,7 @@ async def open_delivery(
     async with clients.open_store(
         settings.state_dir, map_size=settings.checkpoint.map_size
     ) as store:
-        if store.quarantined is not None:
-            telemetry.count("checkpoint_quarantined")
-            telemetry.error(
-                "checkpoint store was corrupt: moved aside, starting fresh (re-sent events "
-                "are absorbed as duplicates)",
-                quarantine=str(store.quarantined),
-            )
+        say_quarantined(store.quarantined, telemetry)
         delivery = Delivery(config, telemetry, http, session, store, clients)
         try:
             async with trio.open_nursery() as background:
@@ -167,6 +161,18 @@ async def open_delivery(
             with trio.CancelScope(shield=True):
                 await delivery.checkpointer.flush()
                 delivery.dead_letter.close()
+
+
+def say_quarantined(quarantined: Path | None, telemetry: Telemetry) -> None:
+    """Count and log, once, a store found corrupt at its opening and moved aside (to
+    ``quarantined``; ``None``: it was sound)."""
+    if quarantined is not None:
+        telemetry.count("checkpoint_quarantined")
+        telemetry.error(
+            "checkpoint store was corrupt: moved aside, starting fresh (re-sent events "
+            "are absorbed as duplicates)",
+            quarantine=str(quarantined),
+        )
 
 
 async def run_pipeline(
