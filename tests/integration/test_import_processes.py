@@ -92,14 +92,16 @@ def test_two_processes_index_every_object_once_and_sum_their_counts(
     assert bulk_requests(fake_es) == requests
 
 
-def test_sigterm_drains_every_worker_and_the_rerun_resumes_each_share(
-    aws: Aws, fake_es: FakeEs, tmp_path: Path
-) -> None:
+def interrupted_import(
+    aws: Aws, fake_es: FakeEs, tmp_path: Path, signum: signal.Signals
+) -> tuple[set[str], str, int, str]:
+    """An import of 12 objects with 2 processes, sent ``signum`` once the first objects
+    are in: the expected ``_id`` s, the configuration, its exit status and stderr.
+    Every listed object is handed to the delivery at once; at 1 s a bulk what is handed
+    over takes longer than the 2 s drain, so the run is always cut short."""
     bucket = aws.bucket()
     lines = 2000
     expected = put_objects(aws, bucket, 12, lines)
-    # Every listed object is handed to the delivery at once; at 1 s a bulk (below) what
-    # is handed over takes longer than the 2 s drain, so the run is always cut short.
     config = import_config(
         fake_es.url,
         f"s3://{bucket}/prod-web/",
@@ -111,14 +113,21 @@ def test_sigterm_drains_every_worker_and_the_rerun_resumes_each_share(
     first = s3lb(tmp_path, config, "import")
     wait_until(lambda: len(fake_es.docs) >= 2 * lines, 60, "the first objects under way")
     fake_es.latency = 1.0  # what is left now takes seconds: the signal comes first
-    first.process.send_signal(signal.SIGTERM)
+    first.process.send_signal(signum)
     status, _, err = first.finish()
+    fake_es.latency = 0
+    return expected, config, status, err
+
+
+def test_sigterm_drains_every_worker_and_the_rerun_resumes_each_share(
+    aws: Aws, fake_es: FakeEs, tmp_path: Path
+) -> None:
+    expected, config, status, err = interrupted_import(aws, fake_es, tmp_path, signal.SIGTERM)
     assert status == 143, err
     assert err.count("stop requested by the supervisor; stopping") == 2
     assert "interrupted: run the same command again to continue" in err
     assert len(fake_es.docs) < len(expected)
 
-    fake_es.latency = 0
     status, _, err = s3lb(tmp_path, config, "import").finish()
     assert status == 0, err
     assert "import job resumes after its cursor" in err
@@ -130,27 +139,9 @@ def test_sigterm_drains_every_worker_and_the_rerun_resumes_each_share(
 def test_a_rerun_with_another_number_of_processes_finishes_without_doubles(
     aws: Aws, fake_es: FakeEs, tmp_path: Path
 ) -> None:
-    bucket = aws.bucket()
-    lines = 2000
-    expected = put_objects(aws, bucket, 12, lines)
-    # Every listed object is handed to the delivery at once; at 1 s a bulk (below) what
-    # is handed over takes longer than the 2 s drain, so the run is always cut short.
-    config = import_config(
-        fake_es.url,
-        f"s3://{bucket}/prod-web/",
-        processes=2,
-        object_workers=1,
-        shutdown_timeout="2s",
-    )
-    fake_es.latency = 0.05
-    first = s3lb(tmp_path, config, "import")
-    wait_until(lambda: len(fake_es.docs) >= 2 * lines, 60, "the first objects under way")
-    fake_es.latency = 1.0  # what is left now takes seconds: the signal comes first
-    first.process.send_signal(signal.SIGINT)
-    status, _, err = first.finish()
+    expected, config, status, err = interrupted_import(aws, fake_es, tmp_path, signal.SIGINT)
     assert status == 130, err
 
-    fake_es.latency = 0
     status, _, err = s3lb(tmp_path, config, "import", "--processes", "3").finish()
     assert status == 0, err
     assert sorted(worker_pids(err)) == [1, 2, 3]
