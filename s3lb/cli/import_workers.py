@@ -38,15 +38,13 @@ from typing import TextIO
 import msgspec
 import trio
 
-from s3lb.checkpoint import open_checkpoint_store
-from s3lb.checkpoint.lock import StateLock, lock_state_dir
+from s3lb.checkpoint.lock import StateLock
 from s3lb.cli.common import Exit, load_config, run_trio
 from s3lb.cli.import_ import Progress, print_summary
-from s3lb.cli.processes import check_store, read_reports, run_worker_once, send_order
+from s3lb.cli.processes import as_worker, check_store, read_reports, run_worker_once, send_order
 from s3lb.cli.supervisor import EXIT_MARGIN, SILENT_KILL
 from s3lb.cli.workers import REPORT_INTERVAL, STORE_CORRUPT, WorkerLink
 from s3lb.config import Config
-from s3lb.errors import CheckpointCorrupt
 from s3lb.pipeline import Clients, Importer, ImportOptions, ImportStatistics
 from s3lb.pipeline.import_runs import merge_statistics
 from s3lb.sources import Share
@@ -77,16 +75,8 @@ def run_worker(
     aside (it exits :data:`~s3lb.cli.workers.STORE_CORRUPT` instead)."""
     tag_logs(worker=link.index)
     config = load_config(args, on_warning=lambda _w: None)  # the supervisor logged them
-    inherited = lock_state_dir(config.settings.state_dir)  # the supervisor's, checked
-    link.on_orphaned = inherited.release
-    opener = functools.partial(open_checkpoint_store, on_corrupt="raise", verify="off")
-    try:
-        return run_trio(_work, config, telemetry, options, link, Clients(open_store=opener))
-    except CheckpointCorrupt as exc:
-        telemetry.error("checkpoint store damaged; this worker stops", reason=str(exc))
-        return STORE_CORRUPT
-    finally:
-        inherited.release()
+    work = functools.partial(run_trio, _work, config, telemetry, options, link)
+    return as_worker(config, link, telemetry, work)
 
 
 async def _work(

@@ -10,6 +10,7 @@ state_dir lock's descriptor inherited, and its orders (``stop`` lines) on stdin.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -20,16 +21,17 @@ from typing import TypeVar
 import msgspec
 import trio
 
-from s3lb.checkpoint import open_store
-from s3lb.checkpoint.lock import StateLock
-from s3lb.cli.workers import REPORT_FD_ENV, WORKER_ENV
+from s3lb.checkpoint import open_checkpoint_store, open_store
+from s3lb.checkpoint.lock import StateLock, lock_state_dir
+from s3lb.cli.workers import REPORT_FD_ENV, STORE_CORRUPT, WORKER_ENV, WorkerLink
 from s3lb.config import Config, FileOutput
 from s3lb.config.cores import usable_cores
-from s3lb.errors import ConfigError
-from s3lb.pipeline.wiring import say_quarantined
+from s3lb.errors import CheckpointCorrupt, ConfigError
+from s3lb.pipeline.wiring import Clients, say_quarantined
 from s3lb.telemetry import Telemetry
 
 __all__ = [
+    "as_worker",
     "check_store",
     "process_count",
     "read_reports",
@@ -104,6 +106,27 @@ async def run_worker_once(
         with suppress(ProcessLookupError):
             proc.kill()
     return status
+
+
+def as_worker(
+    config: Config, link: WorkerLink, telemetry: Telemetry, work: Callable[[Clients], int]
+) -> int:
+    """Run ``work`` as a worker of a supervisor; its exit status. The supervisor checked
+    the store: ``work``'s :class:`Clients` open it without a check and raise instead of
+    moving it aside (this returns :data:`STORE_CORRUPT`). The supervisor's state_dir lock
+    is inherited: checked, never taken anew, and let go as soon as the supervisor is gone,
+    so that a restarted daemon is not refused while this orphan drains (both may then
+    share the store, as workers always do)."""
+    inherited = lock_state_dir(config.settings.state_dir)
+    link.on_orphaned = inherited.release
+    opener = functools.partial(open_checkpoint_store, on_corrupt="raise", verify="off")
+    try:
+        return work(Clients(open_store=opener))
+    except CheckpointCorrupt as exc:
+        telemetry.error("checkpoint store damaged; this worker stops", reason=str(exc))
+        return STORE_CORRUPT
+    finally:
+        inherited.release()
 
 
 def send_order(proc: trio.Process | None, order: bytes = b"stop\n") -> None:

@@ -25,14 +25,13 @@ from typing import Any
 import trio
 
 from s3lb.aws.session import AwsSession
-from s3lb.checkpoint import open_checkpoint_store
 from s3lb.checkpoint.lock import lock_state_dir
 from s3lb.cli.common import load_config, run_trio
-from s3lb.cli.processes import process_count
+from s3lb.cli.processes import as_worker, process_count
 from s3lb.cli.systemd import Notifier, run_watchdog
-from s3lb.cli.workers import STORE_CORRUPT, WorkerLink
+from s3lb.cli.workers import WorkerLink
 from s3lb.config import Config
-from s3lb.errors import CheckpointCorrupt, ConfigError
+from s3lb.errors import ConfigError
 from s3lb.pipeline.wiring import Clients, run_pipeline
 from s3lb.telemetry import Telemetry, tag_logs
 
@@ -87,22 +86,13 @@ def _run_worker(args: argparse.Namespace, link: WorkerLink, telemetry: Telemetry
     supervisor checked the store: a worker neither checks it again nor moves it aside."""
     tag_logs(worker=link.index)
     config = load_config(args, on_warning=lambda _w: None)  # the supervisor logged them
-    # The supervisor's state_dir lock, inherited: checked, never taken anew; let go as
-    # soon as the supervisor is gone, so that a restarted daemon is not refused while
-    # this orphan drains (both may then share the store, as workers always do).
-    inherited = lock_state_dir(config.settings.state_dir)
-    link.on_orphaned = inherited.release
-    opener = functools.partial(open_checkpoint_store, on_corrupt="raise", verify="off")
-    try:
-        worker = functools.partial(
-            serve, notifier=Notifier(environ={}), link=link, clients=Clients(open_store=opener)
-        )
+
+    def work(clients: Clients) -> int:
+        notifier = Notifier(environ={})
+        worker = functools.partial(serve, notifier=notifier, link=link, clients=clients)
         return run_trio(worker, config, telemetry)
-    except CheckpointCorrupt as exc:
-        telemetry.error("checkpoint store damaged; this worker stops", reason=str(exc))
-        return STORE_CORRUPT
-    finally:
-        inherited.release()
+
+    return as_worker(config, link, telemetry, work)
 
 
 async def serve(
