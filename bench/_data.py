@@ -3,11 +3,14 @@ streams, S3 notification bodies and s3lb-shaped ``_id`` s."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import random
 import zlib
 from collections.abc import Iterable, Iterator
+
+from _base import REPO
 
 _AGENTS = [
     "curl/8.5.0",
@@ -158,3 +161,11 @@ def notification_bodies(
 def doc_ids(prefix: str, n: int) -> list[str]:
     """``n`` ids shaped like s3lb's (32 hex digits of a blake2b)."""
     return [hashlib.blake2b(f"{prefix}:{i}".encode(), digest_size=16).hexdigest() for i in range(n)]
+
+
+def sample_alb_gzip(lines: int) -> bytes:
+    """``lines`` ALB lines (tests/data/formats/alb.log, repeated), gzipped."""
+    sample = (REPO / "tests" / "data" / "formats" / "alb.log").read_bytes().splitlines()
+    sample = [line for line in sample if line.strip()]
+    text = b"\n".join(sample[i % len(sample)] for i in range(lines)) + b"\n"
+    return gzip.compress(text, 6)

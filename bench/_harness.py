@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from _base import CORES, PYTHON, REPO
 from _daemon import Daemon, s3lb_config
-from _data import alb_lines, alb_stream, alb_text, doc_ids, gzip_stream
+from _data import alb_lines, alb_stream, alb_text, doc_ids, gzip_stream, sample_alb_gzip
 from _procs import (
     RssSampler,
     core_sets,
@@ -61,6 +61,7 @@ __all__ = [
     "pinned",
     "ratio",
     "s3lb_config",
+    "sample_alb_gzip",
     "status_kib",
     "table",
     "thread_cpus",

@@ -20,7 +20,6 @@ Run: ``.venv/bin/python bench/cores.py [--quick] [--lines N] [--processes N]``
 from __future__ import annotations
 
 import argparse
-import gzip
 import sys
 import time
 from pathlib import Path
@@ -32,14 +31,6 @@ import _harness as h
 from s3lb.config.cores import usable_cores
 
 OBJECTS = 20
-
-
-def body(lines: int) -> bytes:
-    """``lines`` ALB lines (tests/data/formats/alb.log, repeated), gzipped."""
-    sample = (h.REPO / "tests" / "data" / "formats" / "alb.log").read_bytes().splitlines()
-    sample = [line for line in sample if line.strip()]
-    text = b"\n".join(sample[i % len(sample)] for i in range(lines)) + b"\n"
-    return gzip.compress(text, 6)
 
 
 def wait_items(sink: h.NullSink, target: int, daemon: h.Daemon, timeout: float) -> float:
@@ -68,7 +59,7 @@ def main() -> None:
     total = per_object * OBJECTS
     with h.workdir("cores", args.keep) as tmp, h.FastAws(0.0) as aws, h.NullSink() as sink:
         bucket = aws.bucket()
-        data = body(per_object)
+        data = h.sample_alb_gzip(per_object)
         objects = []
         for i in range(OBJECTS):
             key = f"AWSLogs/123456789012/elasticloadbalancing/eu-west-1/2024/05/01/c-{i:02d}.log.gz"

@@ -15,7 +15,6 @@ Run: ``.venv/bin/python bench/import_cores.py [--quick] [--lines N] [--processes
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import sys
 import time
@@ -29,14 +28,6 @@ from tests.support import configs
 from tests.support.daemon import S3lbProcess
 
 OBJECTS = 20
-
-
-def body(lines: int) -> bytes:
-    """``lines`` ALB lines (tests/data/formats/alb.log, repeated), gzipped."""
-    sample = (h.REPO / "tests" / "data" / "formats" / "alb.log").read_bytes().splitlines()
-    sample = [line for line in sample if line.strip()]
-    text = b"\n".join(sample[i % len(sample)] for i in range(lines)) + b"\n"
-    return gzip.compress(text, 6)
 
 
 def main() -> None:
@@ -53,7 +44,7 @@ def main() -> None:
     total = per_object * OBJECTS
     with h.workdir("import-cores", args.keep) as tmp, h.Aws() as aws, h.NullSink() as sink:
         bucket = aws.bucket()
-        data = body(per_object)
+        data = h.sample_alb_gzip(per_object)
         for i in range(OBJECTS):
             aws.put(bucket, f"AWSLogs/123456789012/elasticloadbalancing/c-{i:02d}.log.gz", data)
         print(
