@@ -29,13 +29,15 @@ def s3lb_config(
     index: str = "bench-s3lb-%{+yyyy.MM.dd}",
     settings: dict[str, Any] | None = None,
     output: dict[str, Any] | None = None,
+    input_options: dict[str, Any] | None = None,
 ) -> str:
     """The benches' configuration (:func:`tests.support.configs.s3lb_config`) for one
-    queue of ALB logs."""
+    queue of ALB logs (``input_options``: the ``sqs`` input's, over the builder's)."""
     return configs.s3lb_config(
         state_dir=state_dir,
         queues=[queue_url],
         log_format="alb",
+        input_options=input_options,
         es_url=es_url,
         es={"index": index, "flush_interval": None, "backoff.max": "2s", **(output or {})},
         metrics=f"127.0.0.1:{metrics_port}",

@@ -367,7 +367,14 @@ class Rounds:
             self.es_url,
             state_dir=self.tmp / f"state-{n}",
             metrics_port=h.free_port(),
-            settings={"object_workers": args.object_workers, "processes": args.processes},
+            # Polling as users get it (wait_time 20 s, poll_frequency 1 s), not the tests'
+            # 1 s long polls with a 100 ms pause after an empty one.
+            settings={
+                "object_workers": args.object_workers,
+                "processes": args.processes,
+                "wait_time": None,
+            },
+            input_options={"poll_frequency": None},
             output={
                 "bulk_max_size": args.bulk,
                 "worker": args.workers,
