@@ -32,7 +32,7 @@ from s3lb.checkpoint.checkpointer import Checkpointer
 from s3lb.config import Config, ElasticsearchOutput, FileOutput
 from s3lb.deadletter import DeadLetter
 from s3lb.errors import ConfigError
-from s3lb.pipeline.objects import ObjectReader
+from s3lb.pipeline.objects import SLICE_RECORDS, ObjectReader
 from s3lb.sinks.elasticsearch.indexes import IndexNamer
 from s3lb.sinks.elasticsearch.redact import redact_url
 from s3lb.sinks.elasticsearch.sink import ElasticsearchSink
@@ -42,6 +42,9 @@ from s3lb.sources.sqs import QueueInput, SqsSource
 from s3lb.telemetry import Telemetry
 
 __all__ = ["Clients", "Delivery", "open_delivery", "run_pipeline", "say_quarantined"]
+
+#: Parsed records waiting for the sink, per bulk worker (in lists of SLICE_RECORDS).
+_BUFFERED_PER_WORKER = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +105,12 @@ class Delivery:
                 durable=self.checkpointer.wait_durable,
             )
             namer = IndexNamer(out.index)
-            self._item_buffer = out.worker * 2
+            self._item_buffer = out.worker * _BUFFERED_PER_WORKER // SLICE_RECORDS
             content_ids = out.document_id == "content"
         else:
             self.sink = FileSink(out, telemetry)
             namer = IndexNamer("s3lb-%{+yyyy.MM.dd}")
-            self._item_buffer = 4
+            self._item_buffer = 2 * _BUFFERED_PER_WORKER // SLICE_RECORDS
             content_ids = False
         self._workers = settings.object_workers
         self.reader = ObjectReader(
