@@ -2,8 +2,9 @@
 
 Each reader takes :class:`ObjectTask` s from its channel, streams the object,
 decompresses and cuts it into records, parses them with the input's format, and sends
-the encoded documents in lists (one list per decompressed piece). A record that cannot
-be parsed, or is longer than ``max_line_bytes``, goes to the dead-letter store with its
+the encoded documents in lists of up to ``SLICE_RECORDS``, parsed in turns with the
+other readers (one turn at a time keeps the loop responsive). A record that cannot be
+parsed, or is longer than ``max_line_bytes``, goes to the dead-letter store with its
 location and never reaches the sink; the object still completes.
 
 A transient S3 failure mid-object is retried (up to ``attempts`` times, with backoff)
@@ -322,8 +323,8 @@ class _ObjectRun:
         cutter: ObjectCutter,
         send: trio.MemorySendChannel[list[BulkItem]],
     ) -> None:
-        # A slice at a time: parsing is CPU work, and the bulk workers and pollers must
-        # get the loop between slices (each send is a checkpoint).
+        # A slice a turn: parsing is CPU work, and the bulk workers and pollers must get
+        # the loop between slices (each send is a checkpoint).
         pending = iter(records)
         while True:
             async with self.reader.cpu_turn:
