@@ -477,9 +477,11 @@ async def test_r15_duplicate_notifications_in_one_daemon_and_across_two_give_one
     rig.send(corpus.objects)
     rig.send(corpus.objects)
     rig.send(corpus.objects, per_message=3)
-    other = rig.config(state_dir=str(rig.tmp_path / "other-state"))
+    # Two messages in flight each: neither daemon can take every notification, so both
+    # read some objects the other reads too (the 409s below), whichever polls first.
+    other = rig.config(state_dir=str(rig.tmp_path / "other-state"), max_inflight_messages=2)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(rig.run, rig.config(), rig.queue_empty)
+        nursery.start_soon(rig.run, rig.config(max_inflight_messages=2), rig.queue_empty)
         nursery.start_soon(rig.run, other, rig.queue_empty)
     check.check_i1_i2()
     check.check_i3()
