@@ -99,6 +99,7 @@ def main() -> None:
                     "events/s": total / seconds,
                     "s3lb cpu s": cpu,
                     "items acked": sink.stats()["items"],
+                    "bulks": sink.stats()["requests"],
                 }
             )
             print(f"  processes {processes}: {seconds:.2f}s", flush=True)
@@ -111,7 +112,10 @@ def main() -> None:
             f"cluster: tests/fakes/null_sink.py; {usable_cores()[1]} available "
             f"(shared by s3lb, the fake AWS and the sink)"
         )
-        h.table(rows, ["run", "seconds", "events/s", "x 1 process", "s3lb cpu s", "items acked"])
+        h.table(
+            rows,
+            ["run", "seconds", "events/s", "x 1 process", "s3lb cpu s", "items acked", "bulks"],
+        )
         value = rows[1]["x 1 process"]
         h.ratio(f"cores processes {args.processes}/1", value, ">= 1.7", value >= 1.7)
 

@@ -43,9 +43,10 @@ __all__ = ["SLICE_RECORDS", "ObjectReader"]
 
 _encoder = msgspec.json.Encoder()
 log = logging.getLogger("s3lb")
-#: Records parsed in one CPU turn, between two yields to the event loop (~1 ms of
-#: ALB; 1,000 kept bulk answers waiting 20 ms a turn, and the node idle meanwhile).
-SLICE_RECORDS = 50
+#: Records parsed in one CPU turn, between two yields to the event loop (~2 ms of
+#: ALB). 1,000 kept bulk answers waiting 20 ms a turn; 50 made the overhead of a turn
+#: and of smaller bulks show (bench/cores.py 1.65-1.70x against 1.69-1.90x).
+SLICE_RECORDS = 100
 #: Dead-lettered records logged per object; the rest are counted in the object's line.
 _LOGGED_PER_OBJECT = 3
 #: Seconds between two error lines about the same missing bucket.
