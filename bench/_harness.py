@@ -31,7 +31,7 @@ from _procs import (
     tree,
     tree_cpu,
 )
-from _report import header, ratio, table, workdir
+from _report import header, process_run, processes_verdict, ratio, table, workdir
 from _services import Aws, FastAws, NullSink, es_request, opensearch
 
 from tests.support.helpers import free_port, gz
@@ -59,6 +59,8 @@ __all__ = [
     "opensearch",
     "pin",
     "pinned",
+    "process_run",
+    "processes_verdict",
     "ratio",
     "s3lb_config",
     "sample_alb_gzip",

@@ -76,3 +76,29 @@ def _fmt(value: Any) -> str:
 def ratio(name: str, value: float, target: str, met: bool) -> None:
     """The line each script ends with: ``RATIO name: x.xx (target …)``."""
     print(f"RATIO {name}: {value:.2f} (target {target}: {'met' if met else 'NOT met'})")
+
+
+def process_run(
+    processes: int, seconds: float, events: int, cpu: float, sink: dict[str, int]
+) -> dict[str, Any]:
+    """One run of a processes-N-against-1 bench (``sink``: the null sink's counters)."""
+    print(f"  processes {processes}: {seconds:.2f}s", flush=True)
+    return {
+        "run": f"processes: {processes}",
+        "seconds": seconds,
+        "events/s": events / seconds,
+        "s3lb cpu s": cpu,
+        "items acked": sink["items"],
+        "bulks": sink["requests"],
+    }
+
+
+def processes_verdict(rows: list[dict[str, Any]], name: str, target: float) -> None:
+    """The table of ``rows`` (the first with one process) and the RATIO line of the
+    last's events/s over the first's."""
+    for row in rows:
+        row["x 1 process"] = row["events/s"] / rows[0]["events/s"]
+    columns = ["run", "seconds", "events/s", "x 1 process", "s3lb cpu s", "items acked", "bulks"]
+    table(rows, columns)
+    value = rows[-1]["x 1 process"]
+    ratio(name, value, f">= {target}", value >= target)

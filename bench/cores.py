@@ -91,33 +91,14 @@ def main() -> None:
                 daemon.wait_counter("messages_deleted", OBJECTS, timeout=60)
                 if daemon.stop() != 0:
                     raise RuntimeError(daemon.log[-3000:])
-            seconds = t1 - t0
-            rows.append(
-                {
-                    "run": f"processes: {processes}",
-                    "seconds": seconds,
-                    "events/s": total / seconds,
-                    "s3lb cpu s": cpu,
-                    "items acked": sink.stats()["items"],
-                    "bulks": sink.stats()["requests"],
-                }
-            )
-            print(f"  processes {processes}: {seconds:.2f}s", flush=True)
-        base = rows[0]["events/s"]
-        for row in rows:
-            row["x 1 process"] = row["events/s"] / base
+            rows.append(h.process_run(processes, t1 - t0, total, cpu, sink.stats()))
         print()
         print(
             f"{total:,} ALB lines in {OBJECTS} gzip objects; S3/SQS: tests/fakes/fast_aws.py, "
             f"cluster: tests/fakes/null_sink.py; {usable_cores()[1]} available "
             f"(shared by s3lb, the fake AWS and the sink)"
         )
-        h.table(
-            rows,
-            ["run", "seconds", "events/s", "x 1 process", "s3lb cpu s", "items acked", "bulks"],
-        )
-        value = rows[1]["x 1 process"]
-        h.ratio(f"cores processes {args.processes}/1", value, ">= 1.7", value >= 1.7)
+        h.processes_verdict(rows, f"cores processes {args.processes}/1", 1.7)
 
 
 if __name__ == "__main__":

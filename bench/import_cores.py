@@ -81,27 +81,13 @@ def main() -> None:
             status, _, err = run.finish()
             if status != 0 or sink.stats()["items"] < total:
                 raise RuntimeError(f"import failed ({status}):\n{err[-3000:]}")
-            rows.append(
-                {
-                    "run": f"processes: {processes}",
-                    "seconds": seconds,
-                    "events/s": total / seconds,
-                    "s3lb cpu s": cpu,
-                    "items acked": sink.stats()["items"],
-                }
-            )
-            print(f"  processes {processes}: {seconds:.2f}s", flush=True)
-        base = rows[0]["events/s"]
-        for row in rows:
-            row["x 1 process"] = row["events/s"] / base
+            rows.append(h.process_run(processes, seconds, total, cpu, sink.stats()))
         print()
         print(
             f"{total:,} ALB lines in {OBJECTS} gzip objects; S3: moto, cluster: null sink; "
             f"{len(os.sched_getaffinity(0))} cores available (shared by s3lb, moto and the sink)"
         )
-        h.table(rows, ["run", "seconds", "events/s", "x 1 process", "s3lb cpu s", "items acked"])
-        value = rows[1]["x 1 process"]
-        h.ratio(f"import cores processes {args.processes}/1", value, ">= 1.5", value >= 1.5)
+        h.processes_verdict(rows, f"import cores processes {args.processes}/1", 1.5)
 
 
 if __name__ == "__main__":
