@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -44,18 +45,29 @@ pytestmark = pytest.mark.slow
 
 
 class SendCounter:
-    """Counts every ``_id`` the cluster is sent (an ``item_plan`` that never interferes)."""
+    """Counts every ``_id`` the cluster is sent (an ``item_plan`` that never interferes).
+
+    The fake cluster answers on its own threads, and a killed daemon's last request
+    may still be counted while a test reads: every access holds ``_lock``."""
 
     def __init__(self, es: FakeEs) -> None:
-        self.sent: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._sent: Counter[str] = Counter()
         es.item_plan = self._see
 
     def _see(self, doc_id: str, _position: int) -> None:
-        self.sent[doc_id] += 1
+        with self._lock:
+            self._sent[doc_id] += 1
+
+    @property
+    def sent(self) -> Counter[str]:
+        """A copy of the counts so far."""
+        with self._lock:
+            return Counter(self._sent)
 
     def snapshot(self) -> Counter[str]:
         """The counts so far."""
-        return Counter(self.sent)
+        return self.sent
 
     def since(self, snapshot: Counter[str]) -> set[str]:
         """Ids sent since ``snapshot``."""
