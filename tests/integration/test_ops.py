@@ -64,7 +64,7 @@ def test_run_notifies_systemd_ready_then_stopping_after_sigterm_then_exits_clean
     ready = next_state(sock)
     assert ready.startswith("READY=1\nSTATUS=polling: "), ready
     assert sock.recv(4096) == b"WATCHDOG=1"  # the loop keeps pinging while it polls
-    assert run.process.poll() is None
+    assert run.alive()
     run.process.send_signal(__import__("signal").SIGTERM)
     stopping = next_state(sock)
     assert stopping.startswith("STOPPING=1\nSTATUS=draining: "), stopping
@@ -90,7 +90,7 @@ def test_metrics_scraped_during_a_run_count_what_was_indexed_and_deleted(
         lambda: scrape(url)["s3lb_messages_deleted_total"] == objects, 10, "the deletes counted"
     )
     metrics = scrape(url)  # still running: the endpoint lives in the daemon's loop
-    assert run.process.poll() is None
+    assert run.alive()
     assert metrics["s3lb_events_indexed_total"] == len(fake_es.docs) == objects * ALB_LINES
     assert metrics["s3lb_messages_received_total"] == objects
     assert metrics["s3lb_messages_deleted_total"] == objects
@@ -208,7 +208,7 @@ def test_sighup_and_sigusr_are_logged_and_ignored_and_sigterm_still_drains(
         run.process.send_signal(signum)
         name = signum.name
         wait_until(lambda name=name: f"signal={name}" in run.log, 10, f"{name} logged")
-        assert run.process.poll() is None, run.log
+        assert run.alive(), run.log
     assert run.log.count("signal received; ignored") == 3
     assert run.stop() == 0, run.log
     assert "s3lb stopped" in run.log

@@ -45,7 +45,7 @@ def test_a_second_daemon_on_the_same_state_dir_exits_1_naming_the_dir_and_the_ho
     assert len(lines) == 1, second.stderr
     assert "state-test" in lines[0] and "in use" in lines[0]
     assert f"PID {first.process.pid}" in lines[0]
-    assert first.process.poll() is None  # the first one is untouched
+    assert first.alive()  # the first one is untouched
     assert first.stop() == 0
 
     # Once the first has stopped, the state_dir is free again.

@@ -213,6 +213,6 @@ def test_a_deeply_nested_json_body_is_judged_alone_and_the_daemon_keeps_running(
     wait_until(lambda: {i for _, i in fake_es.docs} == expected, 30, "the valid object")
     wait_until(lambda: aws.counts(dlq)[0] == 1, 30, "the nested body in the DLQ")
     wait_until(lambda: aws.counts(queue) == (0, 0), 30, "the queue to empty")
-    assert run.process.poll() is None, run.log
+    assert run.alive(), run.log
     assert "JSON nested too deeply" in run.log
     assert run.stop() == 0

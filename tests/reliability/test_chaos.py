@@ -182,7 +182,7 @@ def test_r23_soak_under_a_seeded_fault_schedule(
                     proxy.set_mode("pass")
                 else:
                     time.sleep(rng.uniform(1, 4))
-                assert runner.process is not None and runner.process.poll() is None, runner.log
+                assert runner.alive(), runner.log
             for _ in range(3 * len(NAMES)):  # a short run may not have hit every point yet
                 if not crash_points:
                     break

@@ -123,7 +123,7 @@ def test_fifty_random_kill_9s_lose_and_double_nothing(
             runner.start()
             time.sleep(rng.uniform(0.3, 2.5))
             ready = "s3lb is running" in runner.log
-            assert runner.process is not None and runner.process.poll() is None, runner.log
+            assert runner.alive(), runner.log
             if processes == 1:
                 runner.kill()
             else:

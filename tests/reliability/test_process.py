@@ -446,7 +446,7 @@ def test_r17_a_full_disk_is_logged_once_delivery_goes_on_and_the_backlog_drains_
                 60,
                 "the objects without bad lines, on a full disk",
             )
-            assert runner.process is not None and runner.process.poll() is None
+            assert runner.alive()
             assert sum(aws.counts(queue)) > 0  # the objects with bad lines wait
             filler.unlink()
             wait_until(lambda: aws.counts(queue) == (0, 0), 60, "the backlog after the fix")
