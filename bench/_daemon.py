@@ -86,7 +86,7 @@ class Daemon(S3lbProcess):
         while True:
             if self.counter(name) >= target:
                 return time.perf_counter()
-            if self.process is None or self.process.poll() is not None:
+            if not self.alive():
                 code = self.process and self.process.returncode
                 raise RuntimeError(f"s3lb exited ({code}):\n{self.log[-3000:]}")
             if time.monotonic() > deadline:

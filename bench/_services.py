@@ -82,8 +82,7 @@ class Aws:
     @property
     def env(self) -> dict[str, str]:
         """The daemon's environment: credentials and endpoint of this moto."""
-        env = {k: v for k, v in os.environ.items() if k not in ("AWS_PROFILE", "AWS_SESSION_TOKEN")}
-        return {**env, **AWS_ENV, "AWS_ENDPOINT_URL": self.url}
+        return daemon_env(self.url)
 
     def queue(self, **attributes: Any) -> str:
         name = f"bench-{uuid.uuid4().hex[:10]}"
@@ -143,6 +142,12 @@ class Aws:
         )
 
 
+def daemon_env(endpoint: str) -> dict[str, str]:
+    """A daemon's environment: this one's, the benches' credentials, ``endpoint`` for AWS."""
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_PROFILE", "AWS_SESSION_TOKEN")}
+    return {**env, **AWS_ENV, "AWS_ENDPOINT_URL": endpoint}
+
+
 class StandIn:
     """A stand-in server of ``tests/fakes`` (``python -m MODULE ARGS``) in a process of its
     own, which prints its URL first; ``GET /_bench/stats`` gives its counters."""
@@ -183,7 +188,10 @@ class FastAws(StandIn):
     def __init__(self, latency_ms: float = 0.0) -> None:
         super().__init__("tests.fakes.fast_aws", "--latency-ms", str(latency_ms))
 
-    env = Aws.env
+    @property
+    def env(self) -> dict[str, str]:
+        """The daemon's environment: credentials and endpoint of this stand-in."""
+        return daemon_env(self.url)
 
     def _post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> Any:
         request = urllib.request.Request(

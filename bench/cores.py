@@ -37,7 +37,7 @@ def wait_items(sink: h.NullSink, target: int, daemon: h.Daemon, timeout: float) 
     """Wait until the sink acknowledged ``target`` items; the wall time it did."""
     deadline = time.monotonic() + timeout
     while sink.stats()["items"] < target:
-        if daemon.process.poll() is not None:
+        if not daemon.alive():
             raise RuntimeError(f"s3lb exited:\n{daemon.log[-3000:]}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out at {sink.stats()['items']} of {target} items")

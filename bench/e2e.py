@@ -136,7 +136,7 @@ def load(url: str, bodies: list[bytes], workers: int) -> float:
     errors: list[str] = []
 
     def worker() -> None:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        conn = http.client.HTTPConnection(parts.netloc, timeout=120)
         conn.connect()
         # As trio (hence s3lb) does: without it, Nagle holds each body's last segment.
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -93,9 +93,7 @@ class Recorder:
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = http.client.HTTPConnection(
-                self.upstream.hostname, self.upstream.port, timeout=120
-            )
+            conn = self._local.conn = http.client.HTTPConnection(self.upstream.netloc, timeout=120)
         return conn
 
     def forward(

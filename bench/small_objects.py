@@ -30,6 +30,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -133,7 +134,7 @@ def main() -> None:
             f"data: {args.objects} objects of one line uploaded in {time.perf_counter() - t:.0f}s"
         )
 
-        rows = []
+        rows: list[dict[str, Any]] = []
 
         def fill(per_message: int = 1) -> str:
             queue_url = aws.queue(VisibilityTimeout=300)
@@ -150,7 +151,7 @@ def main() -> None:
             counters: with processes > 1 they reach /metrics up to a second late."""
             deadline = time.monotonic() + 600
             while aws.counts(queue_url) != (0, 0):
-                if daemon.process is None or daemon.process.poll() is not None:
+                if not daemon.alive():
                     raise RuntimeError(f"s3lb exited:\n{daemon.log[-3000:]}")
                 if time.monotonic() > deadline:
                     raise RuntimeError("the queue was not drained in 600 s")
@@ -218,7 +219,7 @@ def main() -> None:
             f"(per process); "
             f"{h.CORES} cores"
         )
-        if args.aws == "fast":
+        if isinstance(aws, h.FastAws):
             print(f"requests answered by the fake AWS: {aws.stats()}")
         h.table(
             rows,

@@ -260,10 +260,13 @@ class FakeEs:
 
     @item_plan.setter
     def item_plan(self, plan: ItemPlan | None) -> None:
-        if plan is not None and not callable(plan):
-            plan = {k: [v] if isinstance(v, int) else list(v) for k, v in plan.items()}
+        stored: Callable[[str, int], int | None] | dict[str | int, list[int]] | None = None
+        if callable(plan):
+            stored = plan
+        elif plan is not None:
+            stored = {k: [v] if isinstance(v, int) else list(v) for k, v in plan.items()}
         with self._cond:
-            self._item_plan = plan
+            self._item_plan = stored
 
     @property
     def apply_then_drop(self) -> int:

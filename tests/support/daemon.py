@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 __all__ = ["READY", "S3lbProcess"]
 
@@ -156,6 +157,7 @@ class S3lbProcess:
     # -- stopping ------------------------------------------------------------------------
 
     def alive(self) -> bool:
+        """Whether the current run has started and not exited."""
         return self.process is not None and self.process.poll() is None
 
     def wait(self, timeout: float) -> int:
@@ -187,7 +189,7 @@ class S3lbProcess:
             self.kill()
         return status, self.stdout, self.stderr
 
-    def __enter__(self) -> S3lbProcess:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
