@@ -17,7 +17,11 @@ locked descriptor it is an error, so a stray ``S3LB_STATE_LOCK_FD`` cannot let a
 second daemon in.
 
 The file is never removed: removing a lock file races with the next process opening
-it. A process killed with ``kill -9`` releases its lock with its descriptors.
+it. A process killed with ``kill -9`` releases its lock with its descriptors. Its
+worker processes, orphaned, let go of their inherited copy as soon as they see it gone
+(the end of their stdin), which can take a moment while one is still starting: a
+process finding the lock held while the PID written in it is gone waits for them, up
+to :data:`ORPHAN_WAIT` seconds, instead of refusing a restart at once.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import time
 from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
@@ -32,12 +37,21 @@ from types import TracebackType
 from s3lb.checkpoint._open import _unusable_message
 from s3lb.errors import CheckpointError
 
-__all__ = ["LOCK_FD_ENV", "LOCK_NAME", "StateDirInUse", "StateLock", "lock_state_dir"]
+__all__ = [
+    "LOCK_FD_ENV",
+    "LOCK_NAME",
+    "ORPHAN_WAIT",
+    "StateDirInUse",
+    "StateLock",
+    "lock_state_dir",
+]
 
 #: The lock file's name under ``state_dir``.
 LOCK_NAME = "daemon.lock"
 #: Set by a parent for its worker processes: the inherited descriptor of its lock.
 LOCK_FD_ENV = "S3LB_STATE_LOCK_FD"
+#: Seconds to wait for the orphaned workers of a daemon that is gone to let go.
+ORPHAN_WAIT = 10.0
 
 
 class StateDirInUse(CheckpointError):
@@ -78,9 +92,10 @@ class StateLock:
         self.release()
 
 
-def lock_state_dir(state_dir: str | Path) -> StateLock:
+def lock_state_dir(state_dir: str | Path, orphan_wait: float = ORPHAN_WAIT) -> StateLock:
     """Take ``state_dir``'s lock (creating the directory, 0700, if needed), or take
-    over the parent's when ``S3LB_STATE_LOCK_FD`` is set.
+    over the parent's when ``S3LB_STATE_LOCK_FD`` is set. Held while the process that
+    took it is gone (its orphaned workers hold it), wait up to ``orphan_wait`` seconds.
 
     Raises:
         StateDirInUse: another process holds it.
@@ -101,22 +116,42 @@ def lock_state_dir(state_dir: str | Path) -> StateLock:
         # a read-only or foreign directory, and the fix).
         raise CheckpointError(_unusable_message(root, path, exc)) from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        holder = _read_pid(fd)
+        _take(fd, root, orphan_wait)
+    except BaseException:
         os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            raise StateDirInUse(
-                f"state_dir {root} is in use by another s3lb process (PID {holder}, lock "
-                f"file {path}); stop it, or give this one its own state_dir"
-            ) from None
-        raise CheckpointError(f"cannot lock {path}: {exc.strerror or exc}") from None
+        raise
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     except OSError:
         pass  # held all the same; on a full disk the store's own open says so
     return StateLock(path, fd, inherited=False)
+
+
+def _take(fd: int, root: Path, orphan_wait: float) -> None:
+    """``flock`` the open lock file ``fd``, waiting while only orphans hold it."""
+    path = root / LOCK_NAME
+    deadline = time.monotonic() + orphan_wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise CheckpointError(f"cannot lock {path}: {exc.strerror or exc}") from None
+        holder = _read_pid(fd)
+        if _running(holder):
+            raise StateDirInUse(
+                f"state_dir {root} is in use by another s3lb process (PID {holder}, lock "
+                f"file {path}); stop it, or give this one its own state_dir"
+            )
+        if time.monotonic() >= deadline:
+            raise StateDirInUse(
+                f"state_dir {root} is still held by the worker processes of s3lb PID "
+                f"{holder}, which is gone (`fuser -v {path}` lists them); stop them, or "
+                "give this one its own state_dir"
+            )
+        time.sleep(0.05)
 
 
 def _inherit(path: Path, value: str) -> StateLock:
@@ -135,6 +170,19 @@ def _inherit(path: Path, value: str) -> StateLock:
     except OSError:
         raise CheckpointError(bad) from None
     return StateLock(path, fd, inherited=True)
+
+
+def _running(pid: str) -> bool:
+    """Whether process ``pid`` exists (an unknown PID counts as running)."""
+    if not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's
+    return True
 
 
 def _read_pid(fd: int) -> str:

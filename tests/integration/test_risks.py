@@ -8,7 +8,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -172,6 +173,66 @@ def test_a_worker_process_works_under_its_parents_lock_through_the_inherited_fd(
         )
         assert plain.stdout.startswith("StateDirInUse"), plain.stdout + plain.stderr
         assert f"PID {os.getpid()}" in plain.stdout
+
+
+_ORPHANING_DAEMON = """
+import subprocess, sys
+from s3lb.checkpoint.lock import lock_state_dir
+lock = lock_state_dir(sys.argv[1])
+# A worker: holds the inherited lock until its stdin (this process's) ends.
+subprocess.Popen(
+    [sys.executable, "-c", "import sys; print('worker up', flush=True); sys.stdin.read()"],
+    pass_fds=(lock.fd,),
+)
+"""
+
+
+@pytest.fixture
+def orphaned_lock(tmp_path: Path) -> Iterator[tuple[Path, int, Callable[[], None]]]:
+    """A state_dir whose daemon exited leaving a worker that holds its lock: the
+    directory, the gone daemon's PID and what makes the worker let go."""
+    state = tmp_path / "s"
+    gone = subprocess.Popen(
+        [sys.executable, "-c", _ORPHANING_DAEMON, str(state)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert gone.stdin is not None and gone.stdout is not None
+    try:
+        assert gone.stdout.readline().strip() == "worker up"
+        assert gone.wait(60) == 0  # gone (and reaped), its worker orphaned
+        yield state, gone.pid, gone.stdin.close
+    finally:
+        gone.stdin.close()  # the end of the orphan's stdin: it exits
+        gone.stdout.close()
+
+
+def test_a_restart_waits_for_the_orphaned_workers_of_a_daemon_that_is_gone(
+    orphaned_lock: tuple[Path, int, Callable[[], None]],
+) -> None:
+    """A daemon killed with kill -9 leaves its workers holding the lock until they see
+    it gone; a restart then waits for them rather than refusing to start."""
+    state, _gone, release = orphaned_lock
+    timer = threading.Timer(0.5, release)  # the orphan notices its supervisor is gone
+    timer.start()
+    try:
+        with lock_state_dir(state) as lock:
+            assert (state / "daemon.lock").read_text() == f"{os.getpid()}\n"
+            assert not lock.inherited
+    finally:
+        timer.cancel()
+
+
+def test_orphans_that_never_let_go_are_named_after_the_wait(
+    orphaned_lock: tuple[Path, int, Callable[[], None]],
+) -> None:
+    state, gone, _release = orphaned_lock
+    with pytest.raises(StateDirInUse) as info:
+        lock_state_dir(state, orphan_wait=0.2)
+    message = str(info.value)
+    assert f"worker processes of s3lb PID {gone}, which is gone" in message
+    assert f"fuser -v {state / 'daemon.lock'}" in message
 
 
 def test_an_unusable_state_dir_is_a_clear_error(tmp_path: Path) -> None:
