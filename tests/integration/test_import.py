@@ -126,6 +126,7 @@ def test_only_the_window_is_indexed_once_across_a_kill_and_a_third_run_sends_not
     fake_es.latency = 0.05
     first = s3lb(tmp_path, config, "import", *window)
     wait_until(lambda: len(fake_es.docs) >= len(expected) // 3, 60, "a third of the window")
+    fake_es.latency = 1.0  # what is left now takes seconds: the kill comes first
     # The job's cursor is committed with the first object done (or after 5 s): killed
     # before that, there would be no cursor to resume from, only checkpoints.
     wait_until(
