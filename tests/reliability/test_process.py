@@ -213,6 +213,8 @@ def test_r10_sigterm_under_load_commits_acks_releases_messages_and_exits_0(
         runner.start(wait=True)
         wait_until(lambda: len(fake_es.docs) > 5000, 60, "a third of the work")
         assert runner.terminate() == 0
+        # A bulk cut off by the exit is recorded once the fake's latency has passed.
+        time.sleep(fake_es.latency + 0.25)
         requests_at_exit = len(fake_es.requests)
         acked = check_store(state_dir, corpus, fake_es)
         assert acked.get(corpus.objects[0].key, 0) > 0
