@@ -4,6 +4,7 @@ directory, and the state table in a terminal."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
@@ -406,16 +407,20 @@ def test_the_demo_into_a_pipe_closed_after_one_line_ends_quietly(tmp_path: Path)
     """``s3lb demo | head -1``: the daemon's file sink loses its reader mid-run; the
     readers then stop without an "internal error" traceback (the objects are left for
     redelivery) and the command exits as ``yes | head`` does."""
+    read_end, write_end = os.pipe()
+    # A pipe smaller than the demo's output: it is still writing when the reader goes.
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
     proc = subprocess.Popen(
         [sys.executable, "-m", "s3lb", "demo"],
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
+        stdout=write_end,
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None and proc.stderr is not None
-    assert proc.stdout.readline().startswith('{"@metadata"')
-    proc.stdout.close()
+    os.close(write_end)
+    assert proc.stderr is not None
+    with open(read_end) as stdout:
+        assert stdout.readline().startswith('{"@metadata"')
     err = proc.stderr.read()
     proc.stderr.close()
     assert proc.wait(120) == 141, err

@@ -6,6 +6,7 @@ import gzip
 import json
 import threading
 import time
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 import trio
 
+from tests.fakes import es_frontends
 from tests.fakes.fake_es import FakeEs, RequestRecord
 
 NDJSON = {"content-type": "application/x-ndjson"}
@@ -326,16 +328,19 @@ def test_apply_then_drop_counts_only_bulk_requests(es: FakeEs, client: httpx.Cli
     assert statuses(client.post("/_bulk", content=creates("c"), headers=NDJSON)) == [201]
 
 
-def test_latency_delays_every_request(es: FakeEs, client: httpx.Client) -> None:
-    """latency seconds pass before any answer."""
+def test_latency_delays_every_request(
+    es: FakeEs, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """latency seconds are slept before any answer; none without a latency."""
+    slept: list[float] = []
+    monkeypatch.setattr(es_frontends, "time", types.SimpleNamespace(sleep=slept.append))
     es.latency = 0.2
-    start = time.monotonic()
     client.get("/")
-    assert time.monotonic() - start >= 0.2
+    client.post("/_bulk", content=creates("a"), headers=NDJSON)
+    assert slept == [0.2, 0.2]
     es.latency = 0
-    start = time.monotonic()
     client.get("/")
-    assert time.monotonic() - start < 0.2
+    assert slept == [0.2, 0.2]
 
 
 def test_max_content_length_gives_413_on_decoded_size(es: FakeEs, client: httpx.Client) -> None:
