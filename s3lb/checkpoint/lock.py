@@ -94,8 +94,9 @@ class StateLock:
 
 def lock_state_dir(state_dir: str | Path, orphan_wait: float = ORPHAN_WAIT) -> StateLock:
     """Take ``state_dir``'s lock (creating the directory, 0700, if needed), or take
-    over the parent's when ``S3LB_STATE_LOCK_FD`` is set. Held while the process that
-    took it is gone (its orphaned workers hold it), wait up to ``orphan_wait`` seconds.
+    over the parent's when ``S3LB_STATE_LOCK_FD`` is set. When it is held but the
+    process that took it is gone (its orphaned workers hold it), wait for them up to
+    ``orphan_wait`` seconds.
 
     Raises:
         StateDirInUse: another process holds it.
