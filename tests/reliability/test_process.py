@@ -59,19 +59,14 @@ class SendCounter:
         with self._lock:
             self._sent[doc_id] += 1
 
-    @property
-    def sent(self) -> Counter[str]:
-        """A copy of the counts so far."""
+    def snapshot(self) -> Counter[str]:
+        """The counts so far (a copy)."""
         with self._lock:
             return Counter(self._sent)
 
-    def snapshot(self) -> Counter[str]:
-        """The counts so far."""
-        return self.sent
-
     def since(self, snapshot: Counter[str]) -> set[str]:
         """Ids sent since ``snapshot``."""
-        return {i for i, n in self.sent.items() if n > snapshot.get(i, 0)}
+        return {i for i, n in self.snapshot().items() if n > snapshot.get(i, 0)}
 
 
 def big_corpus(seed: int) -> Corpus:
