@@ -19,7 +19,15 @@ from s3lb.sources import Share
 from tests.conftest import Aws
 from tests.fakes.fake_es import FakeEs
 from tests.integration.test_import import bulk_requests, import_config, s3lb
-from tests.support.helpers import ALB, ALB_LINES, big_alb, expected_ids, wait_until
+from tests.support.helpers import (
+    ALB,
+    ALB_LINES,
+    big_alb,
+    expected_ids,
+    pid_alive,
+    wait_until,
+    worker_pids,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -37,12 +45,6 @@ def put_objects(aws: Aws, bucket: str, count: int, lines: int = 0) -> set[str]:
         else:
             expected |= expected_ids(bucket, key, aws.put(bucket, key, ALB), ALB_LINES)
     return expected
-
-
-def worker_pids(log: str) -> dict[int, int]:
-    """The latest pid of each import worker, from the supervisor's log."""
-    found = re.findall(r"import worker process started worker=(\d+) pid=(\d+)", log)
-    return {int(w): int(p) for w, p in found}
 
 
 def state_table(tmp_path: Path) -> str:
@@ -202,15 +204,7 @@ def test_a_killed_supervisor_takes_its_workers_along_and_the_rerun_finishes_once
     wait_until(lambda: len(fake_es.docs) >= lines, 60, "objects under way")
     fake_es.latency = 1.0  # what is left now takes seconds: the kill comes first
     runner.kill()  # SIGKILL the supervisor only: its workers drain and exit
-
-    def gone(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
-    wait_until(lambda: all(gone(pid) for pid in pids), 5 + 30, "the workers to exit")
+    wait_until(lambda: not any(pid_alive(p) for p in pids), 5 + 30, "the workers to exit")
     assert runner.stderr.count("supervisor gone; stopping") == 2
 
     fake_es.latency = 0

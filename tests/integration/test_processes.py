@@ -24,7 +24,14 @@ from tests.reliability.corpus import Corpus, generate
 from tests.reliability.process import daemon_config, notify, upload
 from tests.support import helpers
 from tests.support.daemon import S3lbProcess
-from tests.support.helpers import received, scrape, state_json, wait_until
+from tests.support.helpers import (
+    pid_alive,
+    received,
+    scrape,
+    state_json,
+    wait_until,
+    worker_pids,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -34,21 +41,6 @@ def notify_socket() -> Iterator[tuple[str, socket.socket]]:
     """A unix datagram socket for NOTIFY_SOCKET (see ``helpers.notify_socket``)."""
     with helpers.notify_socket(30) as bound:
         yield bound
-
-
-def worker_pids(log: str) -> dict[int, int]:
-    """The latest pid of each worker, from the supervisor's log."""
-    return {
-        int(w): int(p) for w, p in re.findall(r"worker process started worker=(\d+) pid=(\d+)", log)
-    }
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def check_once(corpus: Corpus, es: FakeEs) -> None:
@@ -156,7 +148,7 @@ def test_a_killed_supervisor_takes_its_workers_along_and_a_restart_finishes(
         notify(aws, queue, corpus.objects, per_message=2)
         wait_until(lambda: len(fake_es.docs) > 500, 60, "work under way")
         runner.kill()  # SIGKILL the supervisor only
-        wait_until(lambda: not any(alive(p) for p in pids), 5 + 30, "the workers to exit")
+        wait_until(lambda: not any(pid_alive(p) for p in pids), 5 + 30, "the workers to exit")
         assert "supervisor gone; stopping" in runner.log
         time.sleep(0.5)
         runner.start(wait=True)

@@ -7,6 +7,7 @@ import contextlib
 import gzip
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -74,6 +75,22 @@ def event_record(bucket: str, key: str, etag: str, encoded_key: str) -> dict[str
             "object": {"key": encoded_key, "size": 1, "eTag": etag},
         },
     }
+
+
+def worker_pids(log: str) -> dict[int, int]:
+    """The latest pid of each worker process (``run`` or ``import``), from the
+    supervisor's log."""
+    found = re.findall(r"worker process started worker=(\d+) pid=(\d+)", log)
+    return {int(w): int(p) for w, p in found}
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def free_port() -> int:
